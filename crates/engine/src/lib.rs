@@ -1,0 +1,43 @@
+//! Pure decimal price engine: best activity, cart promotions, exact allocation.
+//!
+//! Layout: [`activity`] decides what one goods costs a caller now
+//! ([`best_price`], the list path, and [`price_units`], an order line with
+//! per-user limits and stock); [`trace`] explains that decision candidate by
+//! candidate ([`DropReason`] labels feed the price-process metrics);
+//! [`cart`] stacks order-level promotions and coupons ([`price_cart`]);
+//! [`allocate`](mod@allocate) shares a discount over lines to the exact fen;
+//! [`refund`] reads one line's paid amount back; [`money`] turns decimals
+//! into integer fen and holds the one rounding rule.
+//!
+//! The engine is pure: no IO, no async, no clock (callers pass `now`), no
+//! global state. Amounts are [`rust_decimal::Decimal`] with 2 places at the
+//! API and integer fen inside; floats are refused by lint. Bad input is a
+//! typed error ([`PricingError`], [`AllocationError`]) or a trace reason,
+//! never a panic.
+//!
+//! The rest of this page is the crate's README (rules, API example run as a
+//! doctest, benchmark figures).
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+
+pub mod activity;
+pub mod allocate;
+pub mod cart;
+pub mod context;
+pub mod error;
+pub mod money;
+pub mod refund;
+pub mod trace;
+
+pub use activity::{LineQuote, Quote, Segment, Winner, best_price, price_units};
+pub use allocate::{RemainderRule, allocate};
+pub use cart::{
+    AppliedPromotion, CartLine, CartPricing, LineAllocation, PricedLine, Promotion, PromotionKind, PromotionProblem,
+    PromotionTier, STACKING_ORDER, Scope, ScopeKind, UnusedPromotion, UnusedReason, price_cart,
+};
+pub use context::CallerContext;
+pub use error::{AllocationError, PricingError};
+pub use money::{MAX_AMOUNT, MoneyError};
+pub use refund::{Refund, refund_line};
+pub use trace::{DropReason, Outcome, TraceEntry};

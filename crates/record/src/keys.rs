@@ -1,0 +1,59 @@
+//! Store key naming, in one place for every writer and reader.
+
+use crate::model::GoodsId;
+
+/// Redis key of a goods record. Short, because there is one per goods and a
+/// catalogue has millions.
+pub fn redis_key(goods_id: GoodsId) -> String {
+    format!("pr:g:{goods_id}")
+}
+
+/// HBase table holding the goods records.
+pub const HBASE_TABLE: &str = "pricing_goods";
+/// The one column that holds the encoded record (family `r`, qualifier `v`).
+pub const HBASE_COLUMN: &str = "r:v";
+
+/// HBase row key: a two-hex-digit salt derived from the id, then the id as 20
+/// zero-padded decimal digits. The salt spreads consecutive ids over 256
+/// key ranges so one region server does not take every new goods; the
+/// decimal part keeps keys readable in the HBase shell.
+pub fn hbase_row_key(goods_id: GoodsId) -> Vec<u8> {
+    let salt = (goods_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
+    format!("{salt:02x}{goods_id:020}").into_bytes()
+}
+
+/// The goods id inside a row key made by [`hbase_row_key`]; `None` for any
+/// other bytes (including a salt that does not match the id).
+pub fn goods_id_from_row_key(row: &[u8]) -> Option<GoodsId> {
+    if row.len() != 22 {
+        return None;
+    }
+    let digits = std::str::from_utf8(&row[2..]).ok()?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id: GoodsId = digits.parse().ok()?;
+    (hbase_row_key(id) == row).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_key_round_trips_and_rejects_foreign_bytes() {
+        for id in [1, 42, 10_000, u64::MAX] {
+            let key = hbase_row_key(id);
+            assert_eq!(key.len(), 22);
+            assert_eq!(goods_id_from_row_key(&key), Some(id));
+        }
+        assert_eq!(goods_id_from_row_key(b"zz00000000000000000001"), None);
+        assert_eq!(goods_id_from_row_key(b"short"), None);
+        assert_ne!(hbase_row_key(1)[..2], hbase_row_key(2)[..2], "salt spreads neighbours");
+    }
+
+    #[test]
+    fn redis_key_is_stable() {
+        assert_eq!(redis_key(123), "pr:g:123");
+    }
+}

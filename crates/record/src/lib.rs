@@ -1,0 +1,20 @@
+//! The read-side goods record: one versioned, compact record per goods id.
+//!
+//! Layout: [`model`] holds the types the price engine reads (the goods, its
+//! activities, channels) and their validation; [`codec`] turns a record into
+//! the bytes stored in Redis and HBase and back, rejecting corrupt bytes with
+//! a typed error; [`keys`] names the store keys so that every writer and
+//! reader agrees.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod error;
+pub mod keys;
+pub mod model;
+
+pub use codec::{decode, decode_for, encode};
+pub use error::{DecodeError, InvalidRecord};
+pub use model::{
+    Activity, ActivityKind, ActivityStatus, Channel, Channels, GoodsId, GoodsRecord, GoodsStatus, MONEY_SCALE,
+    UnixMillis, check_money,
+};
