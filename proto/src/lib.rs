@@ -1,0 +1,27 @@
+//! The `pricing.v1` gRPC API: generated code, the descriptor set for
+//! reflection, and the one place where wire values become checked values.
+//!
+//! Layout: [`v1`] is the code generated from `pricing/v1/pricing.proto`
+//! (compiled by protox at build time, no system protoc); [`money`] formats and
+//! parses decimal strings; [`codec`] turns undecodable requests into
+//! INVALID_ARGUMENT; [`validate`] checks requests and names the field
+//! at fault; [`error`] turns every failure into a gRPC status in one place.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod convert;
+pub mod error;
+pub mod money;
+pub mod validate;
+
+/// Code generated from pricing/v1/pricing.proto.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("pricing.v1");
+    include!(concat!(env!("OUT_DIR"), "/pricing.v1.serde.rs"));
+}
+
+/// The encoded FileDescriptorSet of pricing.v1, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pricing_descriptor.bin"));
+
+pub use error::ApiError;
