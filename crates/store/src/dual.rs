@@ -1,0 +1,698 @@
+//! A pair of store clusters (Redis A/B, HBase A/B) read and written as one.
+//!
+//! Reads ([`DualStore`]): each call picks a cluster by the live [`ReadMode`]:
+//! `split` draws per request (50/50 by default, so both clusters stay warm),
+//! `prefer_local` reads the same machine room first (seed 001), `only_a` /
+//! `only_b` is the manual switch of an emergency. The call to the chosen
+//! cluster runs under that cluster's timeout and circuit breaker; on an error,
+//! a timeout or an open breaker the same batch goes to the other cluster
+//! within the same call. In a forced `only_*` mode the other cluster is NOT
+//! asked unless `failover_in_forced_mode` is set: seed 001's manual switch
+//! exists because the other cluster is known bad (broken, being rebuilt,
+//! holding stale data), and quietly reading it anyway would undo the switch.
+//! When both fail the call fails with one [`StoreError`] naming both.
+//!
+//! Writes ([`DualWriter`]): both clusters, concurrently, or only one when the
+//! live [`WriteMode`] says so; the report says per cluster what happened so
+//! that the projector can queue what failed. Retries are the projector's.
+//!
+//! Settings are read from a [`Live`] snapshot on every call, so the control
+//! config flips a mode, a timeout or breaker settings without a restart.
+//! Metrics (labels `pair`, `cluster` = the cluster store's name):
+//! `pricing_dual_requests_total`, `pricing_dual_errors_total{kind}`,
+//! `pricing_dual_latency_seconds`, `pricing_dual_failover_total{pair, from, to}`,
+//! `pricing_dual_write_errors_total`, and each cluster's
+//! `pricing_breaker_state{name}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pricing_record::GoodsId;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::breaker::{Breaker, BreakerSettings, Outcome};
+use crate::settings::{Live, SettingsError, millis, percent, positive};
+use crate::{RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind, WriteReport};
+
+/// One side of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cluster {
+    A,
+    B,
+}
+
+impl Cluster {
+    pub fn other(self) -> Cluster {
+        match self {
+            Cluster::A => Cluster::B,
+            Cluster::B => Cluster::A,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cluster::A => "a",
+            Cluster::B => "b",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Cluster::A => 0,
+            Cluster::B => 1,
+        }
+    }
+}
+
+/// How reads pick a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ReadMode {
+    /// Per request at random: A with `a_percent` percent, B otherwise.
+    Split {
+        #[serde(default = "half")]
+        a_percent: u8,
+    },
+    /// Only A (the manual switch); B only if `failover_in_forced_mode`.
+    /// (Braces so that serde rejects stray keys next to the mode.)
+    OnlyA {},
+    /// Only B (the manual switch); A only if `failover_in_forced_mode`.
+    OnlyB {},
+    /// The cluster in this machine room first, the other on failure.
+    PreferLocal { local: Cluster },
+}
+
+fn half() -> u8 {
+    50
+}
+
+impl Default for ReadMode {
+    fn default() -> Self {
+        ReadMode::Split { a_percent: half() }
+    }
+}
+
+/// Which clusters writes go to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    #[default]
+    Both,
+    OnlyA,
+    OnlyB,
+}
+
+impl WriteMode {
+    fn writes(self, cluster: Cluster) -> bool {
+        matches!(
+            (self, cluster),
+            (WriteMode::Both, _) | (WriteMode::OnlyA, Cluster::A) | (WriteMode::OnlyB, Cluster::B)
+        )
+    }
+}
+
+/// Per-cluster protection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// Budget for one read batch at this cluster.
+    #[serde(rename = "timeout_ms", with = "millis")]
+    pub timeout: Duration,
+    /// Budget for one write batch at this cluster.
+    #[serde(rename = "write_timeout_ms", with = "millis")]
+    pub write_timeout: Duration,
+    pub breaker: BreakerSettings,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            timeout: Duration::from_millis(50),
+            write_timeout: Duration::from_millis(500),
+            breaker: BreakerSettings::default(),
+        }
+    }
+}
+
+/// Everything a pair reads live. `Default` is 50/50 split, write both, no
+/// failover in forced modes, 50 ms read timeouts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DualSettings {
+    pub read: ReadMode,
+    pub write: WriteMode,
+    /// In `only_a` / `only_b`, ask the other cluster when the forced one
+    /// fails. Off by default: a forced mode means "only".
+    pub failover_in_forced_mode: bool,
+    pub a: ClusterSettings,
+    pub b: ClusterSettings,
+}
+
+impl DualSettings {
+    pub fn cluster(&self, cluster: Cluster) -> &ClusterSettings {
+        match cluster {
+            Cluster::A => &self.a,
+            Cluster::B => &self.b,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let ReadMode::Split { a_percent } = self.read {
+            percent("read.a_percent", a_percent)?;
+        }
+        for c in [&self.a, &self.b] {
+            positive("timeout_ms", c.timeout)?;
+            positive("write_timeout_ms", c.write_timeout)?;
+            c.breaker.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The first cluster to read and whether the other may be asked after it.
+    fn pick(&self) -> (Cluster, bool) {
+        match self.read {
+            ReadMode::Split { a_percent } => {
+                let a = a_percent >= 100 || (a_percent > 0 && rand::random_range(0..100u8) < a_percent);
+                (if a { Cluster::A } else { Cluster::B }, true)
+            }
+            ReadMode::OnlyA {} => (Cluster::A, self.failover_in_forced_mode),
+            ReadMode::OnlyB {} => (Cluster::B, self.failover_in_forced_mode),
+            ReadMode::PreferLocal { local } => (local, true),
+        }
+    }
+}
+
+/// What a dual read returned and who served it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub records: Vec<SharedRecord>,
+    pub cluster: Cluster,
+    /// True when the first cluster chosen failed and the other answered.
+    pub failed_over: bool,
+}
+
+struct Side {
+    store: Arc<dyn RecordStore>,
+    breaker: Breaker,
+}
+
+/// Reads a pair of clusters as one [`RecordStore`] named after the pair.
+pub struct DualStore {
+    pair: String,
+    sides: [Side; 2],
+    settings: Live<DualSettings>,
+}
+
+impl DualStore {
+    /// `pair` names the pair in metrics and errors ("redis"); each cluster's
+    /// breaker is named after its store ("redis-a").
+    pub fn new(
+        pair: impl Into<String>,
+        a: Arc<dyn RecordStore>,
+        b: Arc<dyn RecordStore>,
+        settings: Live<DualSettings>,
+    ) -> DualStore {
+        let current = settings.load();
+        let side = |store: Arc<dyn RecordStore>, c: Cluster| Side {
+            breaker: Breaker::new(store.name().to_owned(), current.cluster(c).breaker.clone()),
+            store,
+        };
+        let sides = [side(a, Cluster::A), side(b, Cluster::B)];
+        drop(current);
+        DualStore { pair: pair.into(), sides, settings }
+    }
+
+    /// The live settings; `store` a new value to switch.
+    pub fn settings(&self) -> &Live<DualSettings> {
+        &self.settings
+    }
+
+    pub fn breaker(&self, cluster: Cluster) -> &Breaker {
+        &self.sides[cluster.index()].breaker
+    }
+
+    pub fn store(&self, cluster: Cluster) -> &Arc<dyn RecordStore> {
+        &self.sides[cluster.index()].store
+    }
+
+    /// Fetches from the cluster the mode picks, failing over when allowed.
+    pub async fn fetch_from(&self, ids: &[GoodsId]) -> Result<Served, StoreError> {
+        // A full Arc (not a guard) because it is held across awaits.
+        let settings = self.settings.load_full();
+        let (first, may_fail_over) = settings.pick();
+        if ids.is_empty() {
+            return Ok(Served { records: Vec::new(), cluster: first, failed_over: false });
+        }
+        let first_error = match self.fetch_at(first, ids, &settings).await {
+            Ok(records) => return Ok(Served { records, cluster: first, failed_over: false }),
+            Err(e) => e,
+        };
+        if !may_fail_over {
+            return Err(StoreError::new(self.pair.clone(), first_error.kind, &first_error));
+        }
+        let second = first.other();
+        let (from, to) = (self.sides[first.index()].store.name(), self.sides[second.index()].store.name());
+        metrics::counter!("pricing_dual_failover_total", "pair" => self.pair.clone(), "from" => from.to_owned(), "to" => to.to_owned())
+            .increment(1);
+        tracing::warn!(pair = %self.pair, from, to, error = %first_error, "dual store fails over");
+        match self.fetch_at(second, ids, &settings).await {
+            Ok(records) => Ok(Served { records, cluster: second, failed_over: true }),
+            Err(second_error) => {
+                let kind =
+                    if first_error.kind == second_error.kind { first_error.kind } else { StoreErrorKind::Unavailable };
+                tracing::error!(pair = %self.pair, first = %first_error, second = %second_error, "both clusters failed");
+                Err(StoreError::new(
+                    self.pair.clone(),
+                    kind,
+                    format!("both clusters failed: {first_error}; {second_error}"),
+                ))
+            }
+        }
+    }
+
+    async fn fetch_at(
+        &self,
+        cluster: Cluster,
+        ids: &[GoodsId],
+        settings: &DualSettings,
+    ) -> Result<Vec<SharedRecord>, StoreError> {
+        let side = &self.sides[cluster.index()];
+        let limits = settings.cluster(cluster);
+        let name = side.store.name();
+        side.breaker.ensure_settings(&limits.breaker);
+        metrics::counter!("pricing_dual_requests_total", "pair" => self.pair.clone(), "cluster" => name.to_owned())
+            .increment(1);
+        let permit = match side.breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(open) => {
+                count_error(&self.pair, name, "breaker_open");
+                return Err(StoreError::unavailable(name, open));
+            }
+        };
+        let started = Instant::now();
+        let result = match tokio::time::timeout(limits.timeout, side.store.fetch(ids)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::timeout(name)),
+        };
+        let latency = started.elapsed();
+        metrics::histogram!("pricing_dual_latency_seconds", "pair" => self.pair.clone(), "cluster" => name.to_owned())
+            .record(latency.as_secs_f64());
+        match &result {
+            Ok(_) => permit.record(Outcome::Success, latency),
+            Err(e) => {
+                permit.record(Outcome::Failure, latency);
+                count_error(&self.pair, name, kind_str(e.kind));
+            }
+        }
+        result
+    }
+}
+
+fn count_error(pair: &str, cluster: &str, kind: &'static str) {
+    metrics::counter!("pricing_dual_errors_total", "pair" => pair.to_owned(), "cluster" => cluster.to_owned(), "kind" => kind)
+        .increment(1);
+}
+
+fn kind_str(kind: StoreErrorKind) -> &'static str {
+    match kind {
+        StoreErrorKind::Timeout => "timeout",
+        StoreErrorKind::Unavailable => "unavailable",
+        StoreErrorKind::Protocol => "protocol",
+    }
+}
+
+#[async_trait]
+impl RecordStore for DualStore {
+    fn name(&self) -> &str {
+        &self.pair
+    }
+
+    async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
+        self.fetch_from(ids).await.map(|served| served.records)
+    }
+}
+
+/// What one cluster did with a dual write.
+#[derive(Debug, Clone)]
+pub enum SideWrite<T> {
+    Done(T),
+    Failed(StoreError),
+    /// Not written: the write mode excludes this cluster. The projector
+    /// catches it up later (seed 001: full sync before dual writes resume).
+    Skipped,
+}
+
+impl<T> SideWrite<T> {
+    pub fn is_failed(&self) -> bool {
+        matches!(self, SideWrite::Failed(_))
+    }
+}
+
+/// Per-cluster result of a dual write.
+#[derive(Debug, Clone)]
+pub struct DualWriteReport<T> {
+    pub a: SideWrite<T>,
+    pub b: SideWrite<T>,
+}
+
+impl<T> DualWriteReport<T> {
+    pub fn get(&self, cluster: Cluster) -> &SideWrite<T> {
+        match cluster {
+            Cluster::A => &self.a,
+            Cluster::B => &self.b,
+        }
+    }
+
+    /// The clusters whose write failed, with the error: what to queue.
+    pub fn failed(&self) -> impl Iterator<Item = (Cluster, &StoreError)> {
+        [(Cluster::A, &self.a), (Cluster::B, &self.b)].into_iter().filter_map(|(c, w)| match w {
+            SideWrite::Failed(e) => Some((c, e)),
+            _ => None,
+        })
+    }
+}
+
+/// Writes a pair of clusters.
+pub struct DualWriter {
+    pair: String,
+    sides: [Arc<dyn RecordWriter>; 2],
+    settings: Live<DualSettings>,
+}
+
+impl DualWriter {
+    pub fn new(
+        pair: impl Into<String>,
+        a: Arc<dyn RecordWriter>,
+        b: Arc<dyn RecordWriter>,
+        settings: Live<DualSettings>,
+    ) -> DualWriter {
+        DualWriter { pair: pair.into(), sides: [a, b], settings }
+    }
+
+    /// Versioned put to every cluster the write mode names, concurrently.
+    pub async fn put_each(&self, records: &[SharedRecord]) -> DualWriteReport<WriteReport> {
+        let settings = self.settings.load_full();
+        let (a, b) = futures::join!(
+            self.write_at(Cluster::A, &settings, |w| async move { w.put(records).await }),
+            self.write_at(Cluster::B, &settings, |w| async move { w.put(records).await }),
+        );
+        DualWriteReport { a, b }
+    }
+
+    /// Physical removal at every cluster the write mode names.
+    pub async fn remove_each(&self, ids: &[GoodsId]) -> DualWriteReport<()> {
+        let settings = self.settings.load_full();
+        let (a, b) = futures::join!(
+            self.write_at(Cluster::A, &settings, |w| async move { w.remove(ids).await }),
+            self.write_at(Cluster::B, &settings, |w| async move { w.remove(ids).await }),
+        );
+        DualWriteReport { a, b }
+    }
+
+    async fn write_at<'a, T, F, Fut>(&'a self, cluster: Cluster, settings: &DualSettings, op: F) -> SideWrite<T>
+    where
+        F: FnOnce(&'a dyn RecordWriter) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        if !settings.write.writes(cluster) {
+            return SideWrite::Skipped;
+        }
+        let writer = &*self.sides[cluster.index()];
+        let name = writer.name();
+        let result = match tokio::time::timeout(settings.cluster(cluster).write_timeout, op(writer)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::timeout(name)),
+        };
+        match result {
+            Ok(v) => SideWrite::Done(v),
+            Err(e) => {
+                metrics::counter!("pricing_dual_write_errors_total", "pair" => self.pair.clone(), "cluster" => name.to_owned())
+                    .increment(1);
+                tracing::warn!(pair = %self.pair, cluster = name, error = %e, "dual write failed at one cluster");
+                SideWrite::Failed(e)
+            }
+        }
+    }
+
+    fn merge<T>(&self, report: DualWriteReport<T>) -> Result<T, StoreError> {
+        match (report.a, report.b) {
+            (SideWrite::Done(v), _) | (_, SideWrite::Done(v)) => Ok(v),
+            (SideWrite::Failed(a), SideWrite::Failed(b)) => {
+                let kind = if a.kind == b.kind { a.kind } else { StoreErrorKind::Unavailable };
+                Err(StoreError::new(self.pair.clone(), kind, format!("both clusters failed: {a}; {b}")))
+            }
+            (SideWrite::Failed(e), SideWrite::Skipped) | (SideWrite::Skipped, SideWrite::Failed(e)) => {
+                Err(StoreError::new(self.pair.clone(), e.kind, &e))
+            }
+            (SideWrite::Skipped, SideWrite::Skipped) => {
+                Err(StoreError::unavailable(self.pair.clone(), "no cluster to write"))
+            }
+        }
+    }
+}
+
+/// As one writer (the tier chain's write-back): succeeds when at least one
+/// cluster took the write and reports that cluster's counts (A's when both
+/// did). A failure at one cluster is only logged and counted here; callers
+/// that must queue per cluster use [`DualWriter::put_each`].
+#[async_trait]
+impl RecordWriter for DualWriter {
+    fn name(&self) -> &str {
+        &self.pair
+    }
+
+    async fn put(&self, records: &[SharedRecord]) -> Result<WriteReport, StoreError> {
+        let report = self.put_each(records).await;
+        self.merge(report)
+    }
+
+    async fn remove(&self, ids: &[GoodsId]) -> Result<(), StoreError> {
+        let report = self.remove_each(ids).await;
+        self.merge(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::BreakerState;
+    use crate::conformance::{self, fixture};
+    use crate::fault::{Fault, FaultyStore};
+    use crate::settings::live;
+
+    fn pair(settings: DualSettings) -> (DualStore, Arc<FaultyStore>, Arc<FaultyStore>) {
+        let a = FaultyStore::named("redis-a", fixture());
+        let b = FaultyStore::named("redis-b", fixture());
+        let store = DualStore::new("redis", a.clone(), b.clone(), live(settings));
+        (store, a, b)
+    }
+
+    fn mode(read: ReadMode) -> DualSettings {
+        DualSettings { read, ..DualSettings::default() }
+    }
+
+    #[tokio::test]
+    async fn conforms() {
+        let (store, _, _) = pair(DualSettings::default());
+        conformance::check_reads(&store, &fixture()).await;
+    }
+
+    #[tokio::test]
+    async fn split_sends_about_half_to_each() {
+        let (store, a, b) = pair(DualSettings::default());
+        for _ in 0..2_000 {
+            store.fetch(&[101]).await.unwrap();
+        }
+        let (na, nb) = (a.fetch_count(), b.fetch_count());
+        assert_eq!(na + nb, 2_000);
+        // 50/50 over 2000 draws: the standard deviation is about 22.
+        assert!((850..=1_150).contains(&na), "a got {na}, b got {nb}");
+    }
+
+    #[tokio::test]
+    async fn split_ratio_follows_the_setting() {
+        let (store, a, b) = pair(mode(ReadMode::Split { a_percent: 100 }));
+        for _ in 0..50 {
+            store.fetch(&[101]).await.unwrap();
+        }
+        assert_eq!((a.fetch_count(), b.fetch_count()), (50, 0));
+        store.settings().store(Arc::new(mode(ReadMode::Split { a_percent: 0 })));
+        for _ in 0..50 {
+            store.fetch(&[101]).await.unwrap();
+        }
+        assert_eq!((a.fetch_count(), b.fetch_count()), (50, 50));
+    }
+
+    #[tokio::test]
+    async fn forced_modes_read_one_cluster_and_do_not_fail_over_by_default() {
+        let (store, a, b) = pair(mode(ReadMode::OnlyA {}));
+        for _ in 0..10 {
+            assert_eq!(store.fetch_from(&[101]).await.unwrap().cluster, Cluster::A);
+        }
+        assert_eq!((a.fetch_count(), b.fetch_count()), (10, 0));
+
+        store.settings().store(Arc::new(mode(ReadMode::OnlyB {})));
+        assert_eq!(store.fetch_from(&[101]).await.unwrap().cluster, Cluster::B);
+        b.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        let err = store.fetch_from(&[101]).await.unwrap_err();
+        assert_eq!((err.store.as_str(), err.kind), ("redis", StoreErrorKind::Unavailable));
+        assert_eq!(a.fetch_count(), 10, "forced mode must not read the other cluster");
+
+        store.settings().store(Arc::new(DualSettings { failover_in_forced_mode: true, ..mode(ReadMode::OnlyB {}) }));
+        let served = store.fetch_from(&[101]).await.unwrap();
+        assert_eq!((served.cluster, served.failed_over), (Cluster::A, true));
+    }
+
+    #[tokio::test]
+    async fn prefer_local_reads_the_local_cluster_and_fails_over() {
+        let (store, a, b) = pair(mode(ReadMode::PreferLocal { local: Cluster::B }));
+        for _ in 0..10 {
+            assert_eq!(store.fetch_from(&[101]).await.unwrap().cluster, Cluster::B);
+        }
+        assert_eq!((a.fetch_count(), b.fetch_count()), (0, 10));
+        b.set_fault(Fault::Fail(StoreErrorKind::Protocol));
+        let served = store.fetch_from(&[101, 102]).await.unwrap();
+        assert_eq!((served.cluster, served.failed_over, served.records.len()), (Cluster::A, true, 2));
+        assert_eq!(a.batches(), vec![vec![101, 102]], "the same batch goes to the other cluster");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fails_over_on_timeout() {
+        let (store, a, _b) = pair(mode(ReadMode::PreferLocal { local: Cluster::A }));
+        a.set_fault(Fault::Delay(Duration::from_secs(1)));
+        let started = Instant::now();
+        let served = store.fetch_from(&[101]).await.unwrap();
+        assert_eq!((served.cluster, served.failed_over), (Cluster::B, true));
+        assert_eq!(started.elapsed(), Duration::from_millis(50), "waited exactly A's timeout");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_breaker_keeps_traffic_off_a_failing_cluster() {
+        let (store, a, b) = pair(DualSettings::default());
+        a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        let mut failed_calls = 0;
+        for _ in 0..400 {
+            if store.fetch(&[101]).await.is_err() {
+                failed_calls += 1;
+            }
+        }
+        assert_eq!(failed_calls, 0, "every call that hit A failed over to B");
+        assert_eq!(store.breaker(Cluster::A).state(), BreakerState::Open);
+        assert_eq!(store.breaker(Cluster::B).state(), BreakerState::Closed);
+        let reached_a = a.fetch_count();
+        assert_eq!(reached_a, 20, "the breaker opened at min_calls (20) failures");
+        for _ in 0..100 {
+            store.fetch(&[101]).await.unwrap();
+        }
+        assert_eq!(a.fetch_count(), reached_a, "an open breaker sends nothing to A");
+        assert!(b.fetch_count() >= 480);
+
+        // After open_for, probes reach A again; once A is healthy it closes.
+        a.set_fault(Fault::None);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..100 {
+            store.fetch(&[101]).await.unwrap();
+        }
+        assert_eq!(store.breaker(Cluster::A).state(), BreakerState::Closed);
+        assert!(a.fetch_count() > reached_a);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn both_down_is_an_error_of_the_pair() {
+        let (store, a, b) = pair(DualSettings::default());
+        a.set_fault(Fault::Delay(Duration::from_secs(1)));
+        b.set_fault(Fault::Delay(Duration::from_secs(1)));
+        let err = store.fetch(&[101]).await.unwrap_err();
+        assert_eq!((err.store.as_str(), err.kind), ("redis", StoreErrorKind::Timeout));
+        b.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        let err = store.fetch(&[101]).await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::Unavailable, "mixed kinds report unavailable");
+        assert!(err.message.contains("redis-a") && err.message.contains("redis-b"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn live_flip_takes_effect_on_the_next_call() {
+        let (store, a, b) = pair(mode(ReadMode::OnlyA {}));
+        store.fetch(&[101]).await.unwrap();
+        store.settings().store(Arc::new(mode(ReadMode::OnlyB {})));
+        store.fetch(&[101]).await.unwrap();
+        assert_eq!((a.fetch_count(), b.fetch_count()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn empty_batch_does_no_io() {
+        let (store, a, b) = pair(DualSettings::default());
+        assert!(store.fetch(&[]).await.unwrap().is_empty());
+        assert_eq!((a.fetch_count(), b.fetch_count()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn writer_reports_each_cluster_and_follows_write_mode() {
+        let a = FaultyStore::named("redis-a", []);
+        let b = FaultyStore::named("redis-b", []);
+        let settings = live(DualSettings::default());
+        let writer = DualWriter::new("redis", a.clone(), b.clone(), settings.clone());
+        let records = fixture();
+
+        let report = writer.put_each(&records).await;
+        assert!(matches!(report.a, SideWrite::Done(WriteReport { written: 5, .. })), "{report:?}");
+        assert!(matches!(report.b, SideWrite::Done(WriteReport { written: 5, .. })), "{report:?}");
+        assert_eq!(report.failed().count(), 0);
+
+        b.set_fail_writes(true);
+        let newer: Vec<SharedRecord> = vec![Arc::new(conformance::record(101, 50, 100, vec![]))];
+        let report = writer.put_each(&newer).await;
+        assert!(matches!(report.a, SideWrite::Done(WriteReport { written: 1, .. })));
+        assert_eq!(report.failed().map(|(c, _)| c).collect::<Vec<_>>(), vec![Cluster::B], "what to queue");
+        assert_eq!(writer.put(&newer).await.unwrap().skipped_older, 1, "one cluster taking it is success");
+
+        settings.store(Arc::new(DualSettings { write: WriteMode::OnlyA, ..DualSettings::default() }));
+        let puts_at_b = b.put_count();
+        let report = writer.put_each(&newer).await;
+        assert!(matches!(report.b, SideWrite::Skipped));
+        assert_eq!(b.put_count(), puts_at_b, "a skipped cluster is not called");
+
+        settings.store(Arc::new(DualSettings { write: WriteMode::OnlyB, ..DualSettings::default() }));
+        let err = writer.put(&newer).await.unwrap_err();
+        assert_eq!(err.store, "redis");
+
+        settings.store(Arc::new(DualSettings::default()));
+        b.set_fail_writes(false);
+        let report = writer.remove_each(&[101]).await;
+        assert!(matches!((report.a, report.b), (SideWrite::Done(()), SideWrite::Done(()))));
+        assert!(a.inner().get(101).is_none() && b.inner().get(101).is_none());
+    }
+
+    #[test]
+    fn settings_parse_validate_and_reject_unknown_keys() {
+        let s: DualSettings = serde_json::from_str(
+            r#"{"read": {"mode": "prefer_local", "local": "b"}, "write": "only_a",
+                "a": {"timeout_ms": 20, "breaker": {"min_calls": 5}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.read, ReadMode::PreferLocal { local: Cluster::B });
+        assert_eq!(s.write, WriteMode::OnlyA);
+        assert_eq!(s.a.timeout, Duration::from_millis(20));
+        assert_eq!(s.a.breaker.min_calls, 5);
+        assert_eq!(s.b, ClusterSettings::default());
+        assert!(!s.failover_in_forced_mode);
+        s.validate().unwrap();
+
+        let split: DualSettings = serde_json::from_str(r#"{"read": {"mode": "split"}}"#).unwrap();
+        assert_eq!(split.read, ReadMode::Split { a_percent: 50 });
+        let bad: DualSettings = serde_json::from_str(r#"{"read": {"mode": "split", "a_percent": 120}}"#).unwrap();
+        assert_eq!(bad.validate().unwrap_err().field, "read.a_percent");
+
+        for wrong in [
+            r#"{"reads": {"mode": "only_a"}}"#,
+            r#"{"read": {"mode": "only_a", "local": "a"}}"#,
+            r#"{"read": {"mode": "split", "a_percent": 50, "local": "a"}}"#,
+            r#"{"a": {"timeout": 5}}"#,
+        ] {
+            assert!(serde_json::from_str::<DualSettings>(wrong).is_err(), "accepted {wrong}");
+        }
+    }
+}
