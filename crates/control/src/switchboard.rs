@@ -1,0 +1,328 @@
+//! The switch board: the current control config, swapped whole, and the live
+//! settings cells of the stores it keeps in step.
+//!
+//! A reload reads the file, and does nothing when its bytes hash the same as
+//! the last ones seen (polling by content hash sees a Kubernetes ConfigMap
+//! update, which swaps a `..data` symlink, as reliably as an edit in place,
+//! and needs no inotify). New bytes are parsed and validated; a bad file is
+//! refused with one warning and `pricing_control_reload_total{result}`, and
+//! the last good config stays. A good file whose effective values differ is
+//! swapped in: every changed switch is logged and counted in
+//! `pricing_switch_changes_total{switch}`, `pricing_control_version` moves
+//! up by one, and the store cells bound to the switch board receive their new
+//! `DualSettings` / `CacheSettings` so each store sees them on its next call.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, Guard};
+use pricing_store::{CacheSettings, DualSettings, Live, live};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ControlConfig, ControlError};
+use crate::view::{self, Change};
+
+/// The store pairs whose settings the control file carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PairSwitch {
+    /// `[list.redis]`
+    ListRedis,
+    /// `[list.hbase]`
+    ListHbase,
+    /// `[detail.redis]`
+    DetailRedis,
+}
+
+impl PairSwitch {
+    fn settings(self, config: &ControlConfig) -> &DualSettings {
+        match self {
+            PairSwitch::ListRedis => &config.list.redis,
+            PairSwitch::ListHbase => &config.list.hbase,
+            PairSwitch::DetailRedis => &config.detail.redis,
+        }
+    }
+
+    const ALL: [PairSwitch; 3] = [PairSwitch::ListRedis, PairSwitch::ListHbase, PairSwitch::DetailRedis];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The file holds the same bytes as last time, or new bytes with the
+    /// same effective values (a comment, a reordering).
+    Unchanged,
+    /// A new config is in force.
+    Applied { version: u64, changes: Vec<Change> },
+}
+
+/// The live control config. Cheap to clone; every clone is the same board.
+#[derive(Clone)]
+pub struct Switchboard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: Option<PathBuf>,
+    current: Live<ControlConfig>,
+    /// Everything a reload changes, behind one lock so that two reloads
+    /// (the watcher and an admin call) cannot interleave their pushes.
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Accepted configs so far; the first is 1.
+    version: u64,
+    /// What the last reload saw, so an unchanged or still-broken file is
+    /// neither re-parsed nor re-logged on every poll.
+    last_seen: Option<Seen>,
+    pairs: [Vec<Live<DualSettings>>; 3],
+    caches: Vec<Live<CacheSettings>>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Seen {
+    Bytes([u8; 32]),
+    Unreadable(std::io::ErrorKind),
+}
+
+impl std::fmt::Debug for Switchboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switchboard").field("path", &self.inner.path).field("version", &self.version()).finish()
+    }
+}
+
+impl Switchboard {
+    /// Loads the control file; the server refuses to start when it is bad.
+    pub fn load(path: impl AsRef<Path>) -> Result<Switchboard, ControlError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|source| ControlError::Read { path: path.clone(), source })?;
+        let config = parse_bytes(&bytes)?;
+        let board = Switchboard::build(Some(path.clone()), config);
+        board.inner.state.lock().unwrap_or_else(|e| e.into_inner()).last_seen = Some(Seen::Bytes(hash(&bytes)));
+        tracing::info!(path = %path.display(), version = 1, "control config loaded");
+        Ok(board)
+    }
+
+    /// What a server starts with: the control file if one is configured,
+    /// watched every `poll`; otherwise the defaults, with no file to watch.
+    pub fn open(path: Option<&Path>, poll: Duration) -> Result<Switchboard, ControlError> {
+        match path {
+            Some(path) => {
+                let board = Switchboard::load(path)?;
+                board.spawn_watcher(poll);
+                Ok(board)
+            }
+            None => Switchboard::from_config(ControlConfig::default()),
+        }
+    }
+
+    /// Whether a control file governs this board (caller accounts are only
+    /// enforced then: the embedded default runs open).
+    pub fn has_file(&self) -> bool {
+        self.inner.path.is_some()
+    }
+
+    /// A board with a fixed starting config and no file (tests, the
+    /// embedded default); [`Switchboard::replace`] still changes it.
+    pub fn from_config(config: ControlConfig) -> Result<Switchboard, ControlError> {
+        config.validate()?;
+        Ok(Switchboard::build(None, config))
+    }
+
+    fn build(path: Option<PathBuf>, config: ControlConfig) -> Switchboard {
+        let pairs = PairSwitch::ALL.map(|p| vec![live(p.settings(&config).clone())]);
+        let caches = vec![live(config.list.cache.clone())];
+        metrics::gauge!("pricing_control_version").set(1.0);
+        Switchboard {
+            inner: Arc::new(Inner {
+                path,
+                current: Arc::new(ArcSwap::from_pointee(config)),
+                state: Mutex::new(State { version: 1, last_seen: None, pairs, caches }),
+            }),
+        }
+    }
+
+    /// The config in force, for a call to read several values from one
+    /// consistent snapshot without an `Arc` clone.
+    pub fn load_config(&self) -> Guard<Arc<ControlConfig>> {
+        self.inner.current.load()
+    }
+
+    /// The config in force, to keep.
+    pub fn snapshot(&self) -> Arc<ControlConfig> {
+        self.inner.current.load_full()
+    }
+
+    /// The cell the config lives in.
+    pub fn live(&self) -> Live<ControlConfig> {
+        self.inner.current.clone()
+    }
+
+    /// How many configs were accepted; 1 is the one loaded at start.
+    pub fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    /// The live settings of a store pair, owned by the board.
+    pub fn pair(&self, pair: PairSwitch) -> Live<DualSettings> {
+        self.lock().pairs[pair.index()][0].clone()
+    }
+
+    /// The live settings of the list server's in-process cache.
+    pub fn list_cache(&self) -> Live<CacheSettings> {
+        self.lock().caches[0].clone()
+    }
+
+    /// Makes a cell a store already holds follow the control file: it gets
+    /// the current settings now and every accepted change after.
+    pub fn bind_pair(&self, pair: PairSwitch, cell: Live<DualSettings>) {
+        let mut state = self.lock();
+        cell.store(Arc::new(pair.settings(&self.load_config()).clone()));
+        state.pairs[pair.index()].push(cell);
+    }
+
+    /// As [`Switchboard::bind_pair`], for a cache's settings cell.
+    pub fn bind_list_cache(&self, cell: Live<CacheSettings>) {
+        let mut state = self.lock();
+        cell.store(Arc::new(self.load_config().list.cache.clone()));
+        state.caches.push(cell);
+    }
+
+    /// The admin view: `{"version": n, "config": {...}}` with secrets redacted.
+    pub fn admin_view(&self) -> serde_json::Value {
+        let state = self.lock();
+        serde_json::json!({ "version": state.version, "config": view::redacted(&self.load_config()) })
+    }
+
+    /// The admin view as a function a metrics endpoint can call for each
+    /// request (`/config`).
+    pub fn admin_endpoint(&self) -> Arc<dyn Fn() -> String + Send + Sync> {
+        let board = self.clone();
+        Arc::new(move || board.admin_view().to_string())
+    }
+
+    /// Reads the file now and applies it if it is new and good.
+    pub fn reload_now(&self) -> Result<Reload, ControlError> {
+        let path = self.inner.path.as_deref().ok_or(ControlError::NoFile)?;
+        let read = std::fs::read(path);
+        self.offer(path, read)
+    }
+
+    /// Replaces the config with one built in code, as a reload would.
+    pub fn replace(&self, config: ControlConfig) -> Result<Reload, ControlError> {
+        config.validate()?;
+        let mut state = self.lock();
+        Ok(self.apply(&mut state, config))
+    }
+
+    /// Starts the watcher: the file is re-read every `every` (a small file,
+    /// read synchronously: microseconds, and deterministic under paused test
+    /// time). The task ends when every handle to the board is dropped.
+    pub fn spawn_watcher(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let board: Weak<Inner> = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = board.upgrade() else { return };
+                // Errors are logged and counted inside.
+                let _ = Switchboard { inner }.reload_now();
+            }
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written in
+        // a way that matters more than refusing all reloads would.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn offer(&self, path: &Path, read: std::io::Result<Vec<u8>>) -> Result<Reload, ControlError> {
+        let mut state = self.lock();
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                let seen = Seen::Unreadable(source.kind());
+                if state.last_seen.as_ref() != Some(&seen) {
+                    tracing::warn!(path = %path.display(), error = %source, "control file unreadable, keeping the last good config");
+                    metrics::counter!("pricing_control_reload_total", "result" => "unreadable").increment(1);
+                    state.last_seen = Some(seen);
+                }
+                return Err(ControlError::Read { path: path.to_path_buf(), source });
+            }
+        };
+        let seen = Seen::Bytes(hash(&bytes));
+        if state.last_seen.as_ref() == Some(&seen) {
+            return Ok(Reload::Unchanged);
+        }
+        state.last_seen = Some(seen);
+        match parse_bytes(&bytes) {
+            Ok(config) => Ok(self.apply(&mut state, config)),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "control file refused, keeping the last good config");
+                metrics::counter!("pricing_control_reload_total", "result" => error.kind()).increment(1);
+                Err(error)
+            }
+        }
+    }
+
+    fn apply(&self, state: &mut State, config: ControlConfig) -> Reload {
+        let old = self.inner.current.load_full();
+        let changes = view::diff(&old, &config);
+        if changes.is_empty() {
+            metrics::counter!("pricing_control_reload_total", "result" => "unchanged").increment(1);
+            return Reload::Unchanged;
+        }
+        let config = Arc::new(config);
+        // Stores first, then the snapshot: a reader that sees the new
+        // snapshot never sees stores still on the old settings for long.
+        for pair in PairSwitch::ALL {
+            let new = pair.settings(&config);
+            if pair.settings(&old) != new {
+                let new = Arc::new(new.clone());
+                for cell in &state.pairs[pair.index()] {
+                    cell.store(new.clone());
+                }
+            }
+        }
+        if old.list.cache != config.list.cache {
+            let new = Arc::new(config.list.cache.clone());
+            for cell in &state.caches {
+                cell.store(new.clone());
+            }
+        }
+        self.inner.current.store(config);
+        state.version += 1;
+        let version = state.version;
+        metrics::gauge!("pricing_control_version").set(version as f64);
+        metrics::counter!("pricing_control_reload_total", "result" => "applied").increment(1);
+        for change in &changes {
+            metrics::counter!("pricing_switch_changes_total", "switch" => change.switch.clone()).increment(1);
+            tracing::info!(
+                switch = %change.switch,
+                old = change.old.as_deref().unwrap_or("(unset)"),
+                new = change.new.as_deref().unwrap_or("(unset)"),
+                version,
+                "control switch changed"
+            );
+        }
+        Reload::Applied { version, changes }
+    }
+}
+
+fn hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn parse_bytes(bytes: &[u8]) -> Result<ControlConfig, ControlError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ControlError::Invalid { field: "(file)".into(), reason: "not UTF-8".into() })?;
+    ControlConfig::parse(text)
+}

@@ -1,0 +1,185 @@
+//! The switch board against real files: reloads, refusals, the live cells,
+//! the watcher (on paused time) and a ConfigMap-style symlink swap.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pricing_control::{ControlError, PairSwitch, Reload, Switchboard};
+use pricing_store::{ReadMode, live};
+
+const EXAMPLE: &str = include_str!("../examples/control.toml");
+const SPLIT_50: &str = "read = { mode = \"split\", a_percent = 50 }";
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn example_in(dir: &tempfile::TempDir) -> PathBuf {
+    let path = dir.path().join("control.toml");
+    write(&path, EXAMPLE);
+    path
+}
+
+#[test]
+fn a_changed_file_is_applied_and_pushed_into_the_store_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    assert_eq!(board.version(), 1);
+
+    let owned = board.pair(PairSwitch::ListRedis);
+    // A cell a store built for itself, bound afterwards: it takes the file's values at once.
+    let bound = live(pricing_store::DualSettings::default());
+    board.bind_pair(PairSwitch::ListRedis, bound.clone());
+    let cache = live(pricing_store::CacheSettings::default());
+    board.bind_list_cache(cache.clone());
+    assert_eq!(cache.load().stale_grace, Duration::from_secs(120));
+    let detail = board.pair(PairSwitch::DetailRedis);
+    let detail_before = detail.load_full();
+
+    write(
+        &path,
+        &EXAMPLE
+            .replace(SPLIT_50, "read = { mode = \"only_b\" }")
+            .replace("stale_grace_ms = 120000", "stale_grace_ms = 5000"),
+    );
+    let Reload::Applied { version, changes } = board.reload_now().unwrap() else { panic!("not applied") };
+    assert_eq!(version, 2);
+    assert_eq!(board.version(), 2);
+    let switches: Vec<&str> = changes.iter().map(|c| c.switch.as_str()).collect();
+    assert_eq!(switches, ["list.cache.stale_grace_ms", "list.redis.read.a_percent", "list.redis.read.mode"]);
+
+    assert_eq!(owned.load().read, ReadMode::OnlyB {});
+    assert_eq!(bound.load().read, ReadMode::OnlyB {});
+    assert_eq!(cache.load().stale_grace, Duration::from_secs(5));
+    assert_eq!(board.snapshot().list.redis.read, ReadMode::OnlyB {});
+    assert!(Arc::ptr_eq(&detail_before, &detail.load_full()), "an unchanged pair keeps its settings object");
+}
+
+#[test]
+fn the_same_bytes_or_the_same_values_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    assert_eq!(board.reload_now().unwrap(), Reload::Unchanged);
+    write(&path, &format!("# a comment only\n{EXAMPLE}"));
+    assert_eq!(board.reload_now().unwrap(), Reload::Unchanged);
+    assert_eq!(board.version(), 1);
+}
+
+#[test]
+fn a_bad_file_is_refused_and_the_last_good_config_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    let cell = board.pair(PairSwitch::ListRedis);
+    let before = board.snapshot();
+
+    for (text, expect) in [
+        ("version = 1\n[list.redis\n", "malformed"),
+        ("version = 1\n[lsit]\n", "malformed"),
+        ("version = 2\n", "malformed"),
+        (&*EXAMPLE.replace(SPLIT_50, "read = { mode = \"split\", a_percent = 150 }"), "invalid"),
+    ] {
+        write(&path, text);
+        let err = board.reload_now().unwrap_err();
+        assert_eq!(err.kind(), expect, "{err}");
+        assert_eq!(board.version(), 1);
+        assert!(Arc::ptr_eq(&before, &board.snapshot()));
+        assert_eq!(cell.load().read, ReadMode::Split { a_percent: 50 });
+        // The same broken bytes are not re-parsed (nor re-logged) on the next poll.
+        assert_eq!(board.reload_now().unwrap(), Reload::Unchanged);
+    }
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(board.reload_now(), Err(ControlError::Read { .. })));
+    assert_eq!(board.version(), 1);
+
+    // Fixed again: applied.
+    write(&path, &EXAMPLE.replace(SPLIT_50, "read = { mode = \"split\", a_percent = 80 }"));
+    assert!(matches!(board.reload_now().unwrap(), Reload::Applied { version: 2, .. }));
+    assert_eq!(cell.load().read, ReadMode::Split { a_percent: 80 });
+}
+
+#[test]
+fn a_bad_file_at_start_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.toml");
+    assert!(matches!(Switchboard::load(&path), Err(ControlError::Read { .. })));
+    write(&path, "version = 1\nunknown = true\n");
+    assert!(matches!(Switchboard::load(&path), Err(ControlError::Parse(_))));
+}
+
+#[test]
+fn the_admin_view_shows_version_and_values_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = Switchboard::load(example_in(&dir)).unwrap();
+    let view = board.admin_view();
+    assert_eq!(view["version"], 1);
+    assert_eq!(view["config"]["limits"]["max_concurrent"], 4096);
+    assert_eq!(view["config"]["callers"]["list-web"]["token"], "<redacted>");
+    let text = view.to_string();
+    assert!(!text.contains("list-web-0123456789abcdef") && !text.contains("2c909029852a35f7"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watcher_applies_a_changed_file_on_its_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    let cell = board.pair(PairSwitch::ListHbase);
+    let watcher = board.spawn_watcher(Duration::from_millis(500));
+
+    write(
+        &path,
+        &EXAMPLE.replace(
+            "read = { mode = \"prefer_local\", local = \"a\" }\nwrite = \"both\"\n\n[list.hbase.a]",
+            "read = { mode = \"only_a\" }\nwrite = \"both\"\n\n[list.hbase.a]",
+        ),
+    );
+    // Not before the poll...
+    tokio::task::yield_now().await;
+    assert_eq!(board.version(), 1);
+    // ...but on it.
+    for _ in 0..20 {
+        if board.version() == 2 {
+            break;
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(board.version(), 2);
+    assert_eq!(cell.load().read, ReadMode::OnlyA {});
+    assert_eq!(board.snapshot().detail.redis.read, ReadMode::PreferLocal { local: pricing_store::Cluster::A });
+
+    // The task ends once the board is gone.
+    drop((board, cell));
+    tokio::time::advance(Duration::from_millis(600)).await;
+    watcher.await.unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_configmap_symlink_swap_is_seen() {
+    use std::os::unix::fs::symlink;
+    // Kubernetes mounts: control.toml -> ..data/control.toml, ..data -> ..<timestamp>/
+    // and an update renames a new ..data link over the old one.
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("..2024_01");
+    std::fs::create_dir(&v1).unwrap();
+    write(&v1.join("control.toml"), EXAMPLE);
+    symlink("..2024_01", dir.path().join("..data")).unwrap();
+    symlink("..data/control.toml", dir.path().join("control.toml")).unwrap();
+    let board = Switchboard::load(dir.path().join("control.toml")).unwrap();
+
+    let v2 = dir.path().join("..2024_02");
+    std::fs::create_dir(&v2).unwrap();
+    write(&v2.join("control.toml"), &EXAMPLE.replace("redis_bypass = false", "redis_bypass = true"));
+    symlink("..2024_02", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+
+    assert!(matches!(board.reload_now().unwrap(), Reload::Applied { version: 2, .. }));
+    assert!(board.snapshot().detail.redis_bypass);
+}

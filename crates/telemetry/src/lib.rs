@@ -1,0 +1,143 @@
+//! Prometheus metrics, tracing, and the gRPC serving glue both servers share.
+//!
+//! Layout: [`init_tracing`] sets up structured logs once; [`prometheus`]
+//! installs the process-wide metrics recorder once and [`serve_metrics`]
+//! answers `GET /metrics` on its own listener; [`GrpcMetricsLayer`] counts
+//! every call by method and status with its latency; [`drain`] turns a
+//! shutdown signal into "health NOT_SERVING, wait, then stop accepting".
+#![forbid(unsafe_code)]
+
+mod grpc;
+mod grpc_metrics;
+mod http_metrics;
+mod settings;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub use grpc::serve_grpc;
+pub use grpc_metrics::GrpcMetricsLayer;
+pub use http_metrics::{AdminView, serve_metrics};
+pub use settings::ServerSettings;
+
+/// Latency buckets in seconds: fine below a millisecond (memory hits), up to a second.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Sets up structured logging once per process; `filter` is an env-filter
+/// directive such as "info" or "pricing=debug,info". Later calls do nothing.
+pub fn init_tracing(filter: &str) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_new(filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    });
+}
+
+/// The process-wide Prometheus recorder, installed on first use. Servers
+/// started in one process (as in tests) share it.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test harness): then
+        // this handle renders only what it records, which is still correct.
+        let _ = metrics::set_global_recorder(recorder);
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("spawn metrics upkeep thread");
+        handle
+    })
+}
+
+/// Waits for `signal`, then marks the given gRPC services NOT_SERVING so that
+/// load balancers and readiness probes stop sending traffic, waits `grace`
+/// for them to notice, and returns: the server then stops accepting and
+/// finishes the calls in flight.
+pub async fn drain(
+    signal: impl Future<Output = ()>,
+    health: tonic_health::server::HealthReporter,
+    services: &[&str],
+    grace: Duration,
+) {
+    signal.await;
+    tracing::info!(grace_ms = grace.as_millis() as u64, "draining: health not serving");
+    for name in services {
+        health.set_service_status(*name, tonic_health::ServingStatus::NotServing).await;
+    }
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    tokio::time::sleep(grace).await;
+}
+
+/// What every server binary does once its config is loaded: structured
+/// logs, a tokio runtime with `worker_threads` workers (0: one per core), the
+/// listener on `listen`, and `serve` until SIGTERM or Ctrl-C.
+pub fn run_server<F, Fut>(settings: &ServerSettings, serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce(tokio::net::TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    use anyhow::Context as _;
+    init_tracing(&settings.log);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if settings.worker_threads > 0 {
+        runtime.worker_threads(settings.worker_threads);
+    }
+    let listen = settings.listen;
+    runtime.enable_all().build()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+        serve(listener, Box::pin(shutdown_signal())).await
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// The gRPC reflection service (v1) for the given encoded descriptor sets.
+pub fn reflection(
+    descriptor_sets: &[&'static [u8]],
+) -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::Error,
+> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for set in descriptor_sets {
+        builder = builder.register_encoded_file_descriptor_set(set);
+    }
+    builder.build_v1()
+}

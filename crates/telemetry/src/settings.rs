@@ -1,0 +1,59 @@
+//! The `[server]` section every server's config file shares.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where a server listens and how it drains.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// gRPC listen address (the binary binds it; tests bind their own).
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address; absent: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long health reports NOT_SERVING before the listener closes, so
+    /// that load balancers stop routing first. Milliseconds.
+    pub drain_grace_ms: u64,
+    /// Log filter ("info", "pricing_list=debug,info").
+    pub log: String,
+    /// Tokio worker threads; 0 means one per core.
+    pub worker_threads: usize,
+    /// The live control file (switches, caller accounts, limits, canary
+    /// rules), watched for changes; absent: defaults, and caller accounts
+    /// are not enforced (the embedded default).
+    pub control_file: Option<PathBuf>,
+    /// How often the control file is re-read, in milliseconds.
+    pub control_poll_ms: u64,
+}
+
+impl ServerSettings {
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_millis(self.drain_grace_ms)
+    }
+
+    pub fn control_poll(&self) -> Duration {
+        Duration::from_millis(self.control_poll_ms.max(10))
+    }
+
+    /// Defaults for a server whose gRPC port is `port` and metrics port `metrics_port`.
+    pub fn with_ports(port: u16, metrics_port: u16) -> ServerSettings {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], metrics_port))),
+            drain_grace_ms: 0,
+            log: "info".into(),
+            worker_threads: 0,
+            control_file: None,
+            control_poll_ms: 500,
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings::with_ports(50051, 9464)
+    }
+}

@@ -1,0 +1,13 @@
+//! Test support shared by every crate's integration tests.
+//!
+//! Layout: [`net`] finds free ports and polls a condition until a deadline
+//! (tests never sleep to wait); [`redis`] starts throwaway `redis-server`
+//! processes that can be killed, restarted and frozen; [`mysql`] hands out a
+//! fresh database on the throwaway MariaDB that `tests/run.sh` starts;
+//! [`proxy`] puts a TCP proxy in front of a real server to refuse,
+//! black-hole or delay its traffic.
+
+pub mod mysql;
+pub mod net;
+pub mod proxy;
+pub mod redis;
