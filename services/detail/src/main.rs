@@ -1,0 +1,31 @@
+//! pricing-detail: the detail server. With no `--config` it serves the
+//! embedded demo catalogue on 127.0.0.1:50052 (metrics on 127.0.0.1:9465).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use pricing_detail::DetailConfig;
+
+#[derive(Parser)]
+#[command(name = "pricing-detail", version, about = "The detail, checkout and order pricing server")]
+struct Args {
+    /// Config file (TOML); without it: the embedded default with demo data.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override the gRPC listen address.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => DetailConfig::load(path)?,
+        None => DetailConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let server = config.server.clone();
+    pricing_telemetry::run_server(&server, |listener, shutdown| pricing_detail::serve(listener, config, shutdown))
+}

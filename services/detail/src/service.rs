@@ -1,0 +1,392 @@
+//! DetailPricing: the detail page, the checkout preview and order pricing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pricing_engine::{
+    CallerContext, CartLine, CartPricing, LineQuote, Outcome, RemainderRule, best_price, price_cart, price_units,
+};
+use pricing_proto::money::to_wire;
+use pricing_proto::v1::detail_pricing_server::DetailPricing;
+use pricing_proto::v1::list_pricing_client::ListPricingClient;
+use pricing_proto::v1::{
+    self, ActivityOffer, GetGoodsPriceRequest, GetGoodsPriceResponse, OrderPricing, PreviewOrderRequest,
+    PriceOrderRequest,
+};
+use pricing_proto::validate::{self, Context, Line};
+use pricing_proto::{ApiError, convert};
+use pricing_record::GoodsStatus;
+use rust_decimal::Decimal;
+use std::time::Duration;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::quote::{Quote, QuoteSigner, QuotedLine};
+use crate::sources::{Freshness, Sources};
+use pricing_control::Switchboard;
+use pricing_traffic::{Canary, HotKeyLimiter, Key, VARIANT_HEADER};
+
+pub struct DetailService {
+    sources: Arc<Sources>,
+    board: Switchboard,
+    hot_keys: HotKeyLimiter,
+    canary: Canary,
+    signer: QuoteSigner,
+    quote_ttl_ms: i64,
+    rule: RemainderRule,
+    list: Option<ListFallback>,
+}
+
+/// The list server, the detail page's emergency dependency (seed 004).
+#[derive(Clone)]
+pub struct ListFallback {
+    pub client: ListPricingClient<Channel>,
+    pub timeout: Duration,
+}
+
+impl ListFallback {
+    /// A lazily connected client: a list server that is down at start is only
+    /// an error of the calls that need it.
+    pub fn connect_lazy(
+        address: &str,
+        timeout: Duration,
+    ) -> Result<ListFallback, tonic::codegen::http::uri::InvalidUri> {
+        let channel =
+            Channel::from_shared(address.to_owned())?.connect_timeout(timeout).timeout(timeout).connect_lazy();
+        Ok(ListFallback { client: ListPricingClient::new(channel), timeout })
+    }
+}
+
+impl DetailService {
+    pub fn new(
+        sources: Arc<Sources>,
+        board: Switchboard,
+        signer: QuoteSigner,
+        quote_ttl_ms: u64,
+        rule: RemainderRule,
+        list: Option<ListFallback>,
+    ) -> DetailService {
+        DetailService {
+            sources,
+            hot_keys: HotKeyLimiter::new(board.clone()),
+            canary: Canary::new(board.clone()),
+            board,
+            signer,
+            quote_ttl_ms: i64::try_from(quote_ttl_ms).unwrap_or(i64::MAX),
+            rule,
+            list,
+        }
+    }
+
+    /// Hot-key check and the call's route: its canary variant and the
+    /// detail switches in force for it (the variant may override them).
+    fn admit(&self, ctx: &Context, goods: impl Iterator<Item = u64>) -> Result<Route, ApiError> {
+        // Lazy: nothing is built while hot-key limits are off.
+        let pin = std::iter::once(&ctx.pin).filter(|p| !p.is_empty()).map(|p| Key::Pin(Arc::from(p.as_str())));
+        self.hot_keys.check(goods.map(Key::Goods).chain(pin))?;
+        let variant = self.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
+        let control = self.board.load_config();
+        let overrides = control.canary.variants.get(&*variant);
+        Ok(Route {
+            bypass: overrides.and_then(|o| o.detail_redis_bypass).unwrap_or(control.detail.redis_bypass),
+            fallback: overrides.and_then(|o| o.detail_fallback_to_list).unwrap_or(control.detail.fallback_to_list),
+            variant,
+        })
+    }
+
+    /// GetGoodsPrice answered by the list server (the `fallback_to_list` switch).
+    async fn ask_list(&self, goods_id: u64, context: v1::CallerContext) -> Result<GetGoodsPriceResponse, ApiError> {
+        metrics::counter!("pricing_detail_fallback_total", "from" => "detail", "to" => "list").increment(1);
+        let Some(list) = &self.list else {
+            return Err(ApiError::Unavailable("fallback_to_list is on but no list server is configured".into()));
+        };
+        let request = v1::BatchGetPricesRequest { goods_ids: vec![goods_id], context: Some(context) };
+        let reply = list.client.clone().batch_get_prices(request).await.map_err(|status| {
+            tracing::warn!(goods_id, %status, "list fallback failed");
+            ApiError::Unavailable(format!("list fallback: {}", status.message()))
+        })?;
+        let price = reply.into_inner().prices.into_iter().find(|p| p.goods_id == goods_id);
+        match price {
+            Some(price) => {
+                Ok(GetGoodsPriceResponse { price: Some(price), activities: Vec::new(), from_list_fallback: true })
+            }
+            None => Err(ApiError::not_found("goods_id", format!("goods {goods_id} not found"))),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the instant activities are evaluated at.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
+    metrics::counter!("pricing_unpriceable_total", "path" => "detail").increment(1);
+    tracing::error!(%error, what, "cannot price");
+    ApiError::Internal(format!("{what}: cannot be priced"))
+}
+
+/// How one call is served.
+struct Route {
+    variant: Arc<str>,
+    bypass: bool,
+    fallback: bool,
+}
+
+impl Route {
+    fn tag<T>(&self, mut response: Response<T>) -> Response<T> {
+        if let Ok(value) = self.variant.parse() {
+            response.metadata_mut().insert(VARIANT_HEADER, value);
+        }
+        response
+    }
+}
+
+/// What an order computation produced, before it becomes a reply.
+struct OrderResult {
+    lines: Vec<(Line, LineQuote)>,
+    cart: CartPricing,
+    unknown_coupons: Vec<u64>,
+    trace: Vec<v1::TraceEntry>,
+}
+
+impl DetailService {
+    async fn compute_order(
+        &self,
+        ctx: &Context,
+        lines: &[Line],
+        coupon_ids: &[u64],
+        freshness: Freshness,
+        route: &Route,
+    ) -> Result<OrderResult, ApiError> {
+        let caller = convert::caller(ctx);
+        let ids: Vec<u64> = lines.iter().map(|l| l.goods_id).collect();
+        let records = self.sources.records(&ids, freshness, route.bypass).await?;
+        let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
+        let now = now_ms();
+        let mut priced = Vec::with_capacity(lines.len());
+        let mut trace = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let field = format!("lines[{i}].goods_id");
+            let record = match by_id.get(&line.goods_id) {
+                Some(found) if !found.record.is_tombstone() => &found.record,
+                _ => return Err(ApiError::not_found(field, format!("goods {} not found", line.goods_id))),
+            };
+            if record.status == GoodsStatus::Delisted {
+                return Err(ApiError::FailedPrecondition {
+                    field,
+                    description: format!("goods {} is off the shelf", line.goods_id),
+                });
+            }
+            let quote = price_units(record, &caller, now, line.quantity)
+                .map_err(|e| internal(&format!("goods {}", line.goods_id), e))?;
+            if ctx.explain
+                && let Ok(q) = best_price(record, &caller, now, true)
+            {
+                trace.extend(q.trace.iter().map(convert::trace_entry));
+            }
+            priced.push((*line, quote));
+        }
+        let mut store_ids: Vec<u64> = priced.iter().map(|(_, q)| q.store_id).collect();
+        store_ids.sort_unstable();
+        store_ids.dedup();
+        let promotions = self.sources.promotions(&store_ids, now, freshness).await?;
+        let (coupons, unknown_coupons) = self.sources.coupons(coupon_ids).await?;
+        let cart_lines: Vec<CartLine> = priced
+            .iter()
+            .map(|(_, q)| CartLine { goods_id: q.goods_id, store_id: q.store_id, amount: q.amount })
+            .collect();
+        let cart = price_cart(&cart_lines, &promotions, &coupons, now, self.rule).map_err(|e| internal("cart", e))?;
+        Ok(OrderResult { lines: priced, cart, unknown_coupons, trace })
+    }
+
+    fn reply(&self, result: OrderResult, now: i64) -> (OrderPricing, Quote) {
+        let OrderResult { lines, cart, unknown_coupons, trace } = result;
+        let mut original_total = Decimal::ZERO;
+        let mut quoted = Vec::with_capacity(lines.len());
+        let out_lines = lines
+            .iter()
+            .zip(&cart.lines)
+            .map(|((line, q), priced)| {
+                original_total += q.unit_original * Decimal::from(q.quantity);
+                quoted.push(QuotedLine::new(line.goods_id, line.quantity, q.amount, priced.payable));
+                v1::OrderLine {
+                    goods_id: line.goods_id,
+                    quantity: line.quantity,
+                    unit_original_price: to_wire(q.unit_original),
+                    unit_activity_price: to_wire(q.segments.first().map_or(q.unit_original, |s| s.unit_price)),
+                    segments: q
+                        .segments
+                        .iter()
+                        .map(|s| v1::PriceSegment {
+                            quantity: s.quantity,
+                            unit_price: to_wire(s.unit_price),
+                            activity_id: s.activity_id.unwrap_or(0),
+                        })
+                        .collect(),
+                    amount: to_wire(q.amount),
+                    allocations: priced
+                        .allocations
+                        .iter()
+                        .map(|a| v1::Allocation {
+                            promotion_id: a.promotion_id,
+                            kind: promotion_kind(a.kind) as i32,
+                            amount: to_wire(a.amount),
+                        })
+                        .collect(),
+                    payable: to_wire(priced.payable),
+                    price_changed: false,
+                    store_id: q.store_id,
+                }
+            })
+            .collect();
+        let mut unused_coupon_ids = Vec::new();
+        let mut coupon_reasons = Vec::new();
+        for id in unknown_coupons {
+            unused_coupon_ids.push(id);
+            coupon_reasons.push("not_found".to_owned());
+        }
+        for unused in cart.unused_coupons() {
+            unused_coupon_ids.push(unused.id);
+            coupon_reasons.push(unused.reason.as_str().to_owned());
+        }
+        let quote = Quote { expires_ms: now.saturating_add(self.quote_ttl_ms), lines: quoted };
+        let reply = OrderPricing {
+            lines: out_lines,
+            promotions: cart
+                .applied
+                .iter()
+                .map(|p| v1::AppliedPromotion {
+                    id: p.id,
+                    kind: promotion_kind(p.kind) as i32,
+                    scope: match p.scope {
+                        pricing_engine::Scope::Store(_) => v1::PromotionScope::Store,
+                        pricing_engine::Scope::Platform => v1::PromotionScope::Platform,
+                    } as i32,
+                    store_id: match p.scope {
+                        pricing_engine::Scope::Store(id) => id,
+                        pricing_engine::Scope::Platform => 0,
+                    },
+                    discount: to_wire(p.discount),
+                    description: p.description.clone(),
+                })
+                .collect(),
+            currency: "CNY".into(),
+            original_total: to_wire(original_total),
+            amount_total: to_wire(cart.amount_total),
+            discount_total: to_wire(cart.discount_total),
+            payable_total: to_wire(cart.payable_total),
+            quote_id: self.signer.sign(&quote),
+            quote_expires_unix_ms: quote.expires_ms,
+            unused_coupon_ids,
+            coupon_reasons,
+            trace,
+            payable_changed: false,
+        };
+        (reply, quote)
+    }
+}
+
+fn promotion_kind(kind: pricing_engine::PromotionKind) -> v1::PromotionKind {
+    match kind {
+        pricing_engine::PromotionKind::ThresholdAmountOff => v1::PromotionKind::ThresholdAmountOff,
+        pricing_engine::PromotionKind::ThresholdPercentOff => v1::PromotionKind::ThresholdPercentOff,
+        pricing_engine::PromotionKind::Coupon => v1::PromotionKind::Coupon,
+    }
+}
+
+#[tonic::async_trait]
+impl DetailPricing for DetailService {
+    async fn get_goods_price(
+        &self,
+        request: Request<GetGoodsPriceRequest>,
+    ) -> Result<Response<GetGoodsPriceResponse>, Status> {
+        let request = request.into_inner();
+        let ctx = validate::context("context", request.context.as_ref())?;
+        let id = validate::goods_id("goods_id", request.goods_id)?;
+        let route = self.admit(&ctx, std::iter::once(id))?;
+        if route.fallback {
+            let reply = self.ask_list(id, request.context.unwrap_or_default()).await?;
+            return Ok(route.tag(Response::new(reply)));
+        }
+        let found = self.sources.records(&[id], Freshness::Detail, route.bypass).await?;
+        let Some(found) = found.into_iter().find(|f| f.record.goods_id == id && !f.record.is_tombstone()) else {
+            return Err(ApiError::not_found("goods_id", format!("goods {id} not found")).into());
+        };
+        let caller: CallerContext = convert::caller(&ctx);
+        // The detail page lists every activity with why it does or does not
+        // apply, so the trace is always built here; it is returned only when asked.
+        let mut quote =
+            best_price(&found.record, &caller, now_ms(), true).map_err(|e| internal(&format!("goods {id}"), e))?;
+        let activities = quote
+            .trace
+            .iter()
+            .filter_map(|t| {
+                let a = found.record.activities.iter().find(|a| a.id == t.activity_id)?;
+                let applicable = matches!(t.outcome, Outcome::Won | Outcome::Lost { .. });
+                Some(ActivityOffer {
+                    id: a.id,
+                    kind: convert::activity_kind(a.kind) as i32,
+                    price: t.price.map(to_wire).unwrap_or_default(),
+                    window_start_unix_ms: a.start_ms,
+                    window_end_unix_ms: a.end_ms,
+                    per_user_limit: a.per_user_limit,
+                    stock_left: a.stock_left,
+                    applicable,
+                    reason: match &t.outcome {
+                        Outcome::Won => String::new(),
+                        other => other.to_string(),
+                    },
+                })
+            })
+            .collect();
+        if !ctx.explain {
+            quote.trace.clear();
+        }
+        Ok(route.tag(Response::new(GetGoodsPriceResponse {
+            price: Some(convert::goods_price(&quote, found.record.version, found.tier, false)),
+            activities,
+            from_list_fallback: false,
+        })))
+    }
+
+    async fn preview_order(&self, request: Request<PreviewOrderRequest>) -> Result<Response<OrderPricing>, Status> {
+        let request = request.into_inner();
+        let ctx = validate::context("context", request.context.as_ref())?;
+        let lines = validate::order_lines("lines", &request.lines)?;
+        let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
+        let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
+        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Preview, &route).await?;
+        let (reply, _) = self.reply(result, now_ms());
+        Ok(route.tag(Response::new(reply)))
+    }
+
+    async fn price_order(&self, request: Request<PriceOrderRequest>) -> Result<Response<OrderPricing>, Status> {
+        let request = request.into_inner();
+        let ctx = validate::context("context", request.context.as_ref())?;
+        let lines = validate::order_lines("lines", &request.lines)?;
+        let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
+        let expected = validate::optional_money("expected_payable_total", &request.expected_payable_total)?;
+        let previous = match request.preview_quote_id.as_str() {
+            "" => None,
+            id => Some(self.signer.verify(id).map_err(|e| ApiError::invalid("preview_quote_id", e.to_string()))?),
+        };
+        let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
+        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Order, &route).await?;
+        let payable_total = result.cart.payable_total;
+        let (mut reply, quote) = self.reply(result, now_ms());
+        if let Some(previous) = previous {
+            for (line, now_quoted) in reply.lines.iter_mut().zip(&quote.lines) {
+                line.price_changed =
+                    previous.lines.iter().find(|p| p.goods_id == now_quoted.goods_id) != Some(now_quoted);
+            }
+        }
+        if let Some(expected) = expected {
+            reply.payable_changed = expected != payable_total;
+        }
+        if reply.lines.iter().any(|l| l.price_changed) || reply.payable_changed {
+            metrics::counter!("pricing_order_price_changed_total").increment(1);
+        }
+        Ok(route.tag(Response::new(reply)))
+    }
+}

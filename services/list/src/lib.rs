@@ -1,0 +1,144 @@
+//! The list server: ListPricing.BatchGetPrices, 80% of all traffic.
+//!
+//! Layout: [`config`] is the checked config file; [`reader`] is the seam to
+//! the read chain (memory, Redis pair, HBase pair, or the embedded SQL
+//! database); [`service`] checks a request, reads the batch once and prices
+//! each goods with the engine; [`serve`] runs the gRPC server with health,
+//! reflection and metrics until the shutdown future resolves, then drains.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod guards;
+pub mod reader;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use pricing_control::{PairSwitch, Switchboard};
+use pricing_proto::v1::list_pricing_server::ListPricingServer;
+use pricing_store::{RecordStore, TieredReader, live};
+use pricing_store_pairs::Pair;
+use tokio::net::TcpListener;
+
+pub use config::ListConfig;
+pub use guards::Guards;
+pub use reader::{Hit, PriceReader};
+pub use service::ListService;
+
+/// Opens the configured source and serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    config: ListConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let board = Switchboard::open(config.server.control_file.as_deref(), config.server.control_poll())?;
+    let path = build_read_path(&config, None).await?;
+    path.follow(&board);
+    serve_with(listener, config, path.reader, board, path.truth, shutdown).await
+}
+
+/// The list server's read path: the chain, and the store pairs behind it
+/// (whose live settings the control config swaps).
+pub struct ReadPath {
+    pub reader: Arc<TieredReader>,
+    pub pairs: Vec<Pair>,
+    /// The SQL source of truth when the chain or `[source] database_url`
+    /// names one: shadow verification re-checks answers against it.
+    pub truth: Option<Arc<dyn RecordStore>>,
+}
+
+/// Builds the read chain the config names: the in-process cache in front of
+/// the listed tiers. `sql` is an already opened source to share (the demo
+/// binary and tests); without it the configured source is opened when the
+/// chain names "sql". Redis, when listed, takes write-backs of what a later
+/// tier found.
+pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStore>>) -> anyhow::Result<ReadPath> {
+    let names = &config.read.tiers;
+    let mut available = Vec::new();
+    let mut pairs = Vec::new();
+    let wants_sql = names.iter().any(|t| t == "sql") || config.source.database_url.is_some();
+    let truth: Option<Arc<dyn RecordStore>> = match (sql, wants_sql) {
+        (Some(sql), _) => Some(sql),
+        (None, true) => Some(Arc::new(pricing_store_sql::source::open(&config.source).await?)),
+        (None, false) => None,
+    };
+    if let (true, Some(sql)) = (names.iter().any(|t| t == "sql"), &truth) {
+        available.push(pricing_store::Tier::new(Arc::clone(sql)).named("sql"));
+    }
+    if let (true, Some(redis)) = (names.iter().any(|t| t == "redis"), &config.redis) {
+        let pair = pricing_store_pairs::redis_pair("redis", redis)?;
+        available.push(
+            pricing_store::Tier::new(Arc::clone(&pair.store) as _)
+                .named("redis")
+                .with_write_back(Arc::clone(&pair.writer) as _),
+        );
+        pairs.push(pair);
+    }
+    if let (true, Some(hbase)) = (names.iter().any(|t| t == "hbase"), &config.hbase) {
+        let pair = pricing_store_pairs::hbase_pair("hbase", hbase)?;
+        available.push(pricing_store::Tier::new(Arc::clone(&pair.store) as _).named("hbase"));
+        pairs.push(pair);
+    }
+    let reader = TieredReader::from_names(names, available, live(config.cache.clone()))?;
+    tracing::info!(tiers = ?names, "list read chain built");
+    Ok(ReadPath { reader: Arc::new(reader), pairs, truth })
+}
+
+impl ReadPath {
+    /// Makes the pairs' and the cache's live settings follow the control
+    /// file, when one governs the board (without a file the server config's
+    /// own settings stay).
+    pub fn follow(&self, board: &Switchboard) {
+        if !board.has_file() {
+            return;
+        }
+        for pair in &self.pairs {
+            match pair.name.as_str() {
+                "redis" => board.bind_pair(PairSwitch::ListRedis, pair.settings.clone()),
+                "hbase" => board.bind_pair(PairSwitch::ListHbase, pair.settings.clone()),
+                other => tracing::warn!(pair = other, "no control switch for this pair"),
+            }
+        }
+        board.bind_list_cache(self.reader.cache_settings().clone());
+    }
+}
+
+/// The read chain alone, for callers that do not steer the pairs.
+pub async fn build_reader(
+    config: &ListConfig,
+    sql: Option<Arc<dyn RecordStore>>,
+) -> anyhow::Result<Arc<dyn PriceReader>> {
+    Ok(build_read_path(config, sql).await?.reader)
+}
+
+/// Serves with a given read chain (tests pass their own) and the defaults
+/// of the control config.
+pub async fn serve_with_reader(
+    listener: TcpListener,
+    config: ListConfig,
+    reader: Arc<dyn PriceReader>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let board = Switchboard::from_config(pricing_control::ControlConfig::default())?;
+    serve_with(listener, config, reader, board, None, shutdown).await
+}
+
+/// Serves with a given read chain under a given switch board. With a
+/// control file, every call passes the protection layers (shedding, caller
+/// accounts, quotas, deadlines); without one (the embedded default) callers
+/// are not checked. Hot keys, canary variants and shadow verification run in
+/// the handler either way, as the board says. `truth` enables shadow
+/// verification.
+pub async fn serve_with(
+    listener: TcpListener,
+    config: ListConfig,
+    reader: Arc<dyn PriceReader>,
+    board: Switchboard,
+    truth: Option<Arc<dyn RecordStore>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = ListPricingServer::new(ListService::new(reader, Guards::new(&board, truth)));
+    let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
+    pricing_traffic::serve_guarded(listener, &config.server, descriptors, &board, service, shutdown).await
+}

@@ -1,0 +1,31 @@
+//! pricing-list: the list server. With no `--config` it serves the embedded
+//! demo catalogue on 127.0.0.1:50051 (metrics on 127.0.0.1:9464).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use pricing_list::ListConfig;
+
+#[derive(Parser)]
+#[command(name = "pricing-list", version, about = "The list pricing server")]
+struct Args {
+    /// Config file (TOML); without it: the embedded default with demo data.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override the gRPC listen address.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => ListConfig::load(path)?,
+        None => ListConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let server = config.server.clone();
+    pricing_telemetry::run_server(&server, |listener, shutdown| pricing_list::serve(listener, config, shutdown))
+}

@@ -1,0 +1,46 @@
+//! What the list path needs from its read chain: records for a batch of ids,
+//! each with the tier that answered and whether it is stale.
+
+use async_trait::async_trait;
+use pricing_proto::v1::Tier;
+use pricing_record::GoodsId;
+use pricing_store::{SharedRecord, StoreError};
+
+/// One found record. Ids that no tier holds are simply absent.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub record: SharedRecord,
+    pub tier: Tier,
+    /// Served from memory past its expiry because every store failed.
+    pub stale: bool,
+}
+
+#[async_trait]
+pub trait PriceReader: Send + Sync + 'static {
+    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Hit>, StoreError>;
+}
+
+/// The wire tier for a chain tier name: `redis…`, `hbase…`, anything else
+/// (the SQL source) is the database.
+pub fn wire_tier(source: &pricing_store::chain::Source) -> Tier {
+    match source {
+        pricing_store::chain::Source::Memory => Tier::Memory,
+        pricing_store::chain::Source::Tier(name) if name.starts_with("redis") => Tier::Redis,
+        pricing_store::chain::Source::Tier(name) if name.starts_with("hbase") => Tier::Hbase,
+        pricing_store::chain::Source::Tier(_) => Tier::Database,
+    }
+}
+
+#[async_trait]
+impl PriceReader for pricing_store::chain::TieredReader {
+    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Hit>, StoreError> {
+        let lookups = self.get_many(ids).await?;
+        Ok(lookups
+            .into_iter()
+            .filter_map(|l| {
+                let tier = wire_tier(&l.source);
+                l.record.map(|record| Hit { record, tier, stale: l.stale })
+            })
+            .collect())
+    }
+}

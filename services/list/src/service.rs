@@ -1,0 +1,86 @@
+//! ListPricing.BatchGetPrices: check, read the batch once, price each goods.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pricing_engine::best_price;
+use pricing_proto::v1::list_pricing_server::ListPricing;
+use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse};
+use pricing_proto::{ApiError, convert, validate};
+use tonic::{Request, Response, Status};
+
+use crate::guards::{Guards, ShadowSample};
+use crate::reader::PriceReader;
+use pricing_traffic::{Key, VARIANT_HEADER};
+
+pub struct ListService {
+    reader: Arc<dyn PriceReader>,
+    guards: Guards,
+}
+
+impl ListService {
+    pub fn new(reader: Arc<dyn PriceReader>, guards: Guards) -> ListService {
+        ListService { reader, guards }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the instant activities are evaluated at.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[tonic::async_trait]
+impl ListPricing for ListService {
+    async fn batch_get_prices(
+        &self,
+        request: Request<BatchGetPricesRequest>,
+    ) -> Result<Response<BatchGetPricesResponse>, Status> {
+        let request = request.into_inner();
+        let ctx = validate::context("context", request.context.as_ref())?;
+        let ids = validate::goods_ids("goods_ids", &request.goods_ids)?;
+        // Lazy: nothing is built while hot-key limits are off.
+        let pin = std::iter::once(&ctx.pin).filter(|p| !p.is_empty()).map(|p| Key::Pin(Arc::from(p.as_str())));
+        self.guards.hot_keys.check(ids.iter().map(|&id| Key::Goods(id)).chain(pin)).map_err(ApiError::from)?;
+        let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
+        let hits = self.reader.read(&ids).await.map_err(|e| {
+            tracing::warn!(error = %e, batch = ids.len(), "list read failed");
+            ApiError::Unavailable(format!("no store could answer: {e}"))
+        })?;
+        let caller = convert::caller(&ctx);
+        let now = now_ms();
+        let by_id: HashMap<u64, _> = hits.into_iter().map(|h| (h.record.goods_id, h)).collect();
+        let mut reply = BatchGetPricesResponse { prices: Vec::with_capacity(ids.len()), not_found: Vec::new() };
+        for id in ids {
+            let Some(hit) = by_id.get(&id).filter(|h| !h.record.is_tombstone()) else {
+                reply.not_found.push(id);
+                continue;
+            };
+            match best_price(&hit.record, &caller, now, ctx.explain) {
+                Ok(quote) => reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale)),
+                Err(error) => {
+                    // A record the engine cannot price (bad base price) is never
+                    // answered with a made-up price: it is not found, and counted.
+                    metrics::counter!("pricing_unpriceable_total", "path" => "list").increment(1);
+                    tracing::warn!(goods_id = id, %error, "record cannot be priced");
+                    reply.not_found.push(id);
+                }
+            }
+        }
+        metrics::counter!("pricing_list_goods_total", "result" => "found").increment(reply.prices.len() as u64);
+        metrics::counter!("pricing_list_goods_total", "result" => "not_found").increment(reply.not_found.len() as u64);
+        if let Some(shadow) = self.guards.shadow.as_ref().filter(|_| self.guards.sampler.sample(&variant)) {
+            let answered = reply
+                .prices
+                .iter()
+                .map(|p| (p.goods_id, p.activity_price.parse().ok()))
+                .chain(reply.not_found.iter().map(|&id| (id, None)))
+                .collect();
+            shadow.offer(Arc::clone(&variant), ShadowSample { ctx: caller, now, answered });
+        }
+        let mut response = Response::new(reply);
+        if let Ok(value) = variant.parse() {
+            response.metadata_mut().insert(VARIANT_HEADER, value);
+        }
+        Ok(response)
+    }
+}

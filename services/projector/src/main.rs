@@ -1,0 +1,151 @@
+//! pricing-projector: project the catalogue into the Redis and HBase pairs,
+//! drain the retry queue, purge, reconcile. See the crate README for the
+//! config and the recovery runbook.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use pricing_projector::{Progress, Projector, ProjectorConfig, ReconcileOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "pricing-projector",
+    version,
+    about = "Projects goods records from MySQL into Redis and HBase, and keeps them right"
+)]
+struct Args {
+    /// Config file (TOML).
+    #[arg(long, short, env = "PRICING_PROJECTOR_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write every goods to every cluster (or only the named ones); resumes
+    /// after the last page written unless --restart.
+    Full {
+        /// Only these clusters (redis-a, redis-b, hbase-a, hbase-b), whatever
+        /// the write mode: the rebuild of a recovered cluster.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Start from the first goods, ignoring a saved cursor.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Follow changes since the stored watermark, then drain the retry queue;
+    /// every poll interval until Ctrl-C, or one pass with --once.
+    Incremental {
+        #[arg(long)]
+        once: bool,
+    },
+    /// Rewrite the named goods now (removed from the stores if the source
+    /// does not have them).
+    Goods {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<u64>,
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Drain the retry queue once.
+    Retry,
+    /// Delete rows soft-deleted more than N days ago, after their removal
+    /// reached every cluster.
+    Purge {
+        /// Default: [purge] days of the config (15).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Compare the source with every cluster; exit code 1 when anything
+    /// differs (after repair: when anything is left unrepaired).
+    Reconcile {
+        /// Only goods changed at or after this unix time in milliseconds.
+        #[arg(long)]
+        since: Option<i64>,
+        /// Rewrite what differs.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("pricing-projector: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    let config = ProjectorConfig::load(&args.config)?;
+    pricing_telemetry::init_tracing(&config.telemetry.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        if let Some(listen) = config.telemetry.metrics_listen {
+            pricing_telemetry::prometheus();
+            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+            tokio::spawn(pricing_telemetry::serve_metrics(listener, None, std::future::pending()));
+        }
+        let default_days = config.purge.days;
+        let projector = Projector::connect(config).await?;
+        match args.command {
+            Command::Full { only, restart } => {
+                let scope = projector.scope(only)?;
+                let report = projector.full(&scope, restart, &Progress::for_stderr()).await?;
+                print_counts(&report.targets);
+                println!("{} goods in {} pages", report.goods, report.pages);
+            }
+            Command::Incremental { once } => {
+                projector.run_incremental(once, pricing_telemetry::shutdown_signal()).await?;
+            }
+            Command::Goods { ids, only } => {
+                let scope = projector.scope(only)?;
+                let report = projector.sync_goods(&ids, &scope).await?;
+                print_counts(&report.targets);
+                if !report.absent.is_empty() {
+                    println!("not in the source (removed from the stores): {:?}", report.absent);
+                }
+            }
+            Command::Retry => {
+                let r = projector.drain_retries().await?;
+                println!(
+                    "due {}, done {}, failed {}, left {}, queue depth {}",
+                    r.due, r.done, r.failed, r.left, r.depth
+                );
+            }
+            Command::Purge { days } => {
+                let r = projector.purge(days.unwrap_or(default_days)).await?;
+                println!(
+                    "goods purged {} (kept {} of {} found), activities {}, promotions {}",
+                    r.goods_purged, r.goods_kept, r.goods_found, r.activities_purged, r.promotions_purged
+                );
+            }
+            Command::Reconcile { since, repair, only } => {
+                let scope = projector.scope(only)?;
+                let report = projector.reconcile(&ReconcileOptions { since_ms: since, repair, scope }).await?;
+                print!("{}", report.table());
+                let left: u64 =
+                    if repair { report.stores.values().map(|d| d.unrepaired).sum() } else { report.differences() };
+                if left > 0 {
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_counts(targets: &std::collections::BTreeMap<String, pricing_projector::TargetCounts>) {
+    println!("{:<10} {:>9} {:>13} {:>8} {:>7}", "store", "written", "skipped_older", "removed", "queued");
+    for (name, c) in targets {
+        println!("{:<10} {:>9} {:>13} {:>8} {:>7}", name, c.written, c.skipped_older, c.removed, c.queued);
+    }
+}
