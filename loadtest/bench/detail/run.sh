@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# The detail server's benchmark: GetGoodsPrice served from Redis and a
+# 10-line PreviewOrder, each at its peak (closed loop) and at half the peak
+# (open loop), over a real MariaDB and two real redis-server processes.
+#
+#   bash loadtest/bench/detail/run.sh
+#
+# What it does, every step on 127.0.0.1 with free ports and temp dirs:
+#   1. builds the release binaries (pricing-detail, pricing-load) and the
+#      helper detail-bench-prep (prep/, its own workspace, built with the
+#      project's Cargo.lock into the project's target folder);
+#   2. starts a throwaway mariadbd (as tests/run.sh does), creates the
+#      database `pricing` and seeds the demo catalogue into it
+#      (`detail-bench-prep seed`: migrations, then pricing_store_sql::demo::seed);
+#   3. starts two redis-server (no persistence) and the detail server with
+#      the Redis pair in front of MySQL, no control file;
+#   4. warms Redis through the server (`detail-bench-prep warm`: one
+#      GetGoodsPrice per live goods, then again until every reply says
+#      TIER_REDIS);
+#   5. per RPC (GetGoodsPrice, PreviewOrder with 10 lines): closed loop at
+#      each concurrency in $CONCURRENCY, the best calls/s is the peak; then
+#      open loop at half that peak, and at a quarter of it (where the tail
+#      goes when the rate drops). Around each run it reads the detail
+#      server's counters (reads by source, write-backs, MySQL fallbacks),
+#      each Redis's command counts, MariaDB's SELECT count, the server's
+#      own latency histogram, the CPU time of the server, the Redis pair and
+#      MariaDB, and the driver's own;
+#   6. stops everything it started and removes its temp dir.
+#
+# Environment: OUT (default target/bench-detail), DURATION seconds per run
+# (default 15), CONCURRENCY (closed-loop workers to try, default "16 32 64"),
+# GOODS (default 10000), SKIP_BUILD=1 to use the binaries already built.
+# Results: $OUT/summary.txt, and per run $OUT/<run>/ (report.json,
+# summary.txt, SVG plots from pricing-load). Not part of the test command.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+out=${OUT:-$root/target/bench-detail}
+duration=${DURATION:-15}
+concurrency=${CONCURRENCY:-16 32 64}
+goods=${GOODS:-10000}
+bin=$root/target/release
+
+for tool in mariadbd redis-server redis-cli curl python3; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
+        { echo "run.sh: '$tool' is missing (bash tests/run.sh installs the Debian packages)" >&2; exit 2; }
+done
+MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db)
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    (cd "$root" && cargo build --release --locked -p pricing-detail -p pricing-loadtest)
+    # Same dependency versions as the project: start from its lock file.
+    cp "$root/Cargo.lock" "$here/prep/Cargo.lock"
+    cargo build --release --manifest-path "$here/prep/Cargo.toml" --target-dir "$root/target"
+fi
+prep=$bin/detail-bench-prep
+load=$bin/pricing-load
+
+mkdir -p "$out"
+summary=$out/summary.txt
+: >"$summary"
+# Progress and figures go to stderr and the summary (stdout is kept for values).
+say() { echo "$*" | tee -a "$summary" >&2; }
+
+work=$(mktemp -d /tmp/pricing-bench-detail.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() { # port, pid of the process that should open it
+    for _ in $(seq 1 600); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || { echo "run.sh: process $2 exited before listening on $1" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "run.sh: nothing listens on port $1" >&2
+    exit 1
+}
+
+say "# detail server benchmark, $(date -u +%FT%TZ), $(nproc) cores, commit $(git -C "$root" rev-parse --short HEAD)"
+say "load before: $(uptime)"
+
+# ---- MariaDB, seeded with the demo catalogue ----------------------------------
+db_port=$(free_port)
+"$INSTALL_DB" --no-defaults --datadir="$work/mysql" --auth-root-authentication-method=normal \
+    --skip-test-db --user="$(id -un)" >"$work/install.log" 2>&1 ||
+    { cat "$work/install.log" >&2; echo "run.sh: mariadb-install-db failed" >&2; exit 1; }
+"$MARIADBD" --no-defaults --datadir="$work/mysql" --port="$db_port" --bind-address=127.0.0.1 \
+    --socket="$work/mysql.sock" --pid-file="$work/mysql.pid" --user="$(id -un)" \
+    --skip-log-bin --innodb-buffer-pool-size=128M --innodb-log-file-size=48M \
+    --max-connections=500 --log-error="$work/mysql.err" &
+db_pid=$!
+pids+=("$db_pid")
+deadline=$((SECONDS + 60))
+until mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'select 1' >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then cat "$work/mysql.err" >&2; echo "run.sh: mariadbd did not start" >&2; exit 1; fi
+    sleep 0.2
+done
+mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'CREATE DATABASE pricing'
+db_url="mysql://root@127.0.0.1:$db_port/pricing"
+say "mariadb: $("$MARIADBD" --version | awk '{print $3}') on 127.0.0.1:$db_port"
+say "seed: $("$prep" seed --database-url "$db_url" --goods "$goods")"
+
+# ---- two Redis ----------------------------------------------------------------
+redis_ports=()
+redis_pids=()
+for name in a b; do
+    port=$(free_port)
+    mkdir -p "$work/redis-$name"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis-$name" \
+        >"$work/redis-$name.log" 2>&1 &
+    redis_pids+=("$!")
+    pids+=("$!")
+    wait_port "$port" "$!"
+    redis_ports+=("$port")
+done
+say "redis: $(redis-server --version | awk '{print $3}') a=127.0.0.1:${redis_ports[0]} b=127.0.0.1:${redis_ports[1]}"
+
+# ---- the detail server --------------------------------------------------------
+detail_port=$(free_port)
+metrics_port=$(free_port)
+cat >"$out/detail.toml" <<EOF
+version = 1
+
+[server]
+listen = "127.0.0.1:$detail_port"
+metrics_listen = "127.0.0.1:$metrics_port"
+log = "warn"
+
+[source]
+database_url = "$db_url"
+max_connections = 32
+acquire_timeout_ms = 100
+statement_timeout_ms = 300
+
+[redis]
+a = { urls = ["redis://127.0.0.1:${redis_ports[0]}/"], response_timeout_ms = 30 }
+b = { urls = ["redis://127.0.0.1:${redis_ports[1]}/"], response_timeout_ms = 30 }
+
+[checkout]
+quote_secret = "detail benchmark"
+promotions_cache_ms = 2000
+EOF
+"$bin/pricing-detail" --config "$out/detail.toml" >"$out/detail.log" 2>&1 &
+detail_pid=$!
+pids+=("$detail_pid")
+wait_port "$detail_port" "$detail_pid"
+say "detail server: $out/detail.toml (no control file: caller accounts and quotas not enforced)"
+
+# ---- warm Redis through the server's write-back -------------------------------
+"$prep" warm --detail "http://127.0.0.1:$detail_port" --goods "$goods" | tee "$out/warm.txt" >&2
+say "warm: $(tail -n 1 "$out/warm.txt")"
+say "redis keys: a=$(redis-cli -p "${redis_ports[0]}" DBSIZE) b=$(redis-cli -p "${redis_ports[1]}" DBSIZE)"
+
+metrics() { curl -s "http://127.0.0.1:$metrics_port/metrics"; }
+
+# Counters of the detail path and of both Redis, as one line of name=value.
+counters() {
+    metrics | awk '
+        /^pricing_detail_reads_total\{/ { match($0, /source="[^"]*"/); k = "reads_" substr($0, RSTART + 8, RLENGTH - 9); c[k] += $NF }
+        /^pricing_detail_write_back_total/ { c["write_backs"] += $NF }
+        /^pricing_detail_fallback_total/ { c["fallbacks"] += $NF }
+        /^pricing_detail_mysql_refused_total/ { c["mysql_refused"] += $NF }
+        /^pricing_grpc_request_duration_seconds_bucket\{.*service="DetailPricing"/ {
+            if (match($0, /le="(0\.001|0\.0025|0\.005)"/)) c["server_le_" substr($0, RSTART + 4, RLENGTH - 5)] += $NF }
+        /^pricing_grpc_request_duration_seconds_count\{.*service="DetailPricing"/ { c["server_count"] += $NF }
+        END { for (k in c) printf "%s=%d\n", k, c[k] }'
+    mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -N -e "SHOW GLOBAL STATUS LIKE 'Com_select'" |
+        awk '{printf "mysql_selects=%d\n", $2}'
+    # CPU time (ticks of 1/100 s: utime + stime) of each process we started.
+    local name pid
+    for name in detail:$detail_pid mariadbd:$db_pid redis_a:${redis_pids[0]} redis_b:${redis_pids[1]}; do
+        pid=${name#*:}
+        awk -v n="${name%%:*}" '{printf "cpu_ticks_%s=%d\n", n, $14 + $15}' "/proc/$pid/stat"
+    done
+    for i in 0 1; do
+        redis-cli -p "${redis_ports[$i]}" INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v r="$([ "$i" = 0 ] && echo a || echo b)" '
+            /^cmdstat_/ { n = substr($1, 9); if (n != "info" && n != "dbsize") printf "redis_%s_%s=%d\n", r, n, $3 }'
+    done
+}
+
+# What changed between two `counters` outputs (files), as "name +delta ...";
+# CPU ticks as seconds and as a share of one core over the run.
+delta() {
+    python3 - "$1" "$2" "$duration" <<'PY'
+import sys
+def read(p):
+    d = {}
+    for line in open(p):
+        k, _, v = line.strip().partition("=")
+        if k:
+            d[k] = int(v)
+    return d
+a, b = read(sys.argv[1]), read(sys.argv[2])
+seconds = float(sys.argv[3])
+parts = []
+for k in sorted(b):
+    d = b[k] - a.get(k, 0)
+    if k.startswith("cpu_ticks_"):
+        parts.append(f"cpu_{k[10:]} {d / 100:.2f}s ({d / seconds:.0f}% of a core)")
+    elif d and not k.startswith("server_"):
+        parts.append(f"{k} +{d}")
+print(" ".join(parts) or "(none)")
+PY
+}
+
+# CPU time per call (microseconds) of the server, the Redis pair and MariaDB:
+# the figure least moved by what else the machine runs.
+per_call() { # before after report.json
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+def read(p):
+    return {k: int(v) for k, _, v in (l.strip().partition("=") for l in open(p)) if k}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+calls = json.load(open(sys.argv[3]))["count"]
+us = lambda *keys: sum(b[k] - a[k] for k in keys) * 10_000 / max(calls, 1)
+print(f"detail {us('cpu_ticks_detail'):.0f} us, redis a+b {us('cpu_ticks_redis_a', 'cpu_ticks_redis_b'):.0f} us, "
+      f"mariadb {us('cpu_ticks_mariadbd'):.0f} us")
+PY
+}
+
+# The server's own view of the same calls: its request-duration histogram
+# (from the handler's start to its reply, no transport and no client), as
+# shares of the calls under the bucket edges of 1, 2.5 and 5 ms.
+server_time() { # before after
+    python3 - "$1" "$2" <<'PY'
+import sys
+def read(p):
+    return {k: int(v) for k, _, v in (l.strip().partition("=") for l in open(p)) if k}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+d = lambda k: b.get(k, 0) - a.get(k, 0)
+n = d("server_count")
+print(", ".join(f"{100 * d('server_le_' + le) / max(n, 1):.2f}% under {ms} ms"
+                for le, ms in (("0.001", 1), ("0.0025", 2.5), ("0.005", 5))) + f" ({n} calls)")
+PY
+}
+
+# One pricing-load run: name, then its flags. Prints the command and a
+# line of figures into the summary; the whole table stays in $out/<name>/.
+run() {
+    local name=$1
+    shift
+    local cmd=("$load" --detail "127.0.0.1:$detail_port" --duration "${duration}s" --out "$out/$name" "$@")
+    counters >"$out/$name.before"
+    # The driver's own CPU time (it shares the 2 cores with everything else).
+    /usr/bin/time -f "%U %S" -o "$out/$name.time" "${cmd[@]}" >"$out/$name.txt" 2>"$out/$name.log"
+    counters >"$out/$name.after"
+    say ""
+    say "## $name"
+    say "load: $(uptime | sed 's/.*load average/load average/')"
+    say "\$ pricing-load ${*} --detail 127.0.0.1:PORT --duration ${duration}s"
+    python3 - "$out/$name/report.json" <<'PY' | tee -a "$summary" >&2
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r["percentiles"]["ok"]
+ms = lambda ns: f"{ns / 1e6:.2f}"
+codes = " ".join(f"{k}={v}" for k, v in sorted(r["statusCodeDistribution"].items()))
+print(f"calls/s {r['rps']:.1f}; mean {ms(r['average'])} ms (all calls); OK calls: p50 {ms(ok['p50'])} "
+      f"p90 {ms(ok['p90'])} p99 {ms(ok['p99'])} p99.9 {ms(ok['p999'])} max {ms(ok['max'])} ms; codes {codes}")
+seconds = sorted(t["p99"] for t in r.get("timeline", []) if t["count"] > 0)
+if seconds:
+    print(f"p99 of each second: best {ms(seconds[0])}, median {ms(seconds[len(seconds) // 2])}, "
+          f"worst {ms(seconds[-1])} ms ({len(seconds)} seconds)")
+sent = r.get("latencyByCodeFromSend", {}).get("OK")
+if sent and r.get("scheduled"):
+    # Open loop: the same OK calls measured from their actual send (the driver's
+    # timer sends each call up to 1 ms after its due time).
+    print(f"from each call's actual send: mean {ms(sent['average'])} p50 {ms(sent['p50'])} p90 {ms(sent['p90'])} "
+          f"p99 {ms(sent['p99'])} p99.9 {ms(sent['p999'])} max {ms(sent['max'])} ms")
+if r.get("scheduled"):
+    print(f"scheduled {r['scheduled']}, sent {r['sent']}, most behind schedule {ms(r['maxBehind'])} ms")
+PY
+    say "counters: $(delta "$out/$name.before" "$out/$name.after")"
+    say "server time: $(server_time "$out/$name.before" "$out/$name.after")"
+    say "cpu per call: $(per_call "$out/$name.before" "$out/$name.after" "$out/$name/report.json")"
+    say "driver cpu: $(awk -v d="$duration" '{printf "%.2f s user+sys (%.0f%% of one core)", $1 + $2, 100 * ($1 + $2) / d}' "$out/$name.time")"
+}
+
+# Closed loop at each concurrency; prints the best calls/s (integer).
+peak() { # name-prefix, then the mix flags
+    local prefix=$1 best=0 rps
+    shift
+    for c in $concurrency; do
+        run "$prefix-closed-c$c" --mode closed -c "$c" "$@"
+        rps=$(python3 -c "import json; print(int(json.load(open('$out/$prefix-closed-c$c/report.json'))['rps']))")
+        [ "$rps" -gt "$best" ] && best=$rps
+    done
+    echo "$best"
+}
+
+detail_flags=(--mix detail=100)
+preview_flags=(--mix preview=100 --cart-lines 10)
+
+get_peak=$(peak get-goods-price "${detail_flags[@]}")
+say "GetGoodsPrice peak: $get_peak calls/s"
+run get-goods-price-open-half --mode open --rate $((get_peak / 2)) -c 256 "${detail_flags[@]}"
+run get-goods-price-open-quarter --mode open --rate $((get_peak / 4)) -c 256 "${detail_flags[@]}"
+
+preview_peak=$(peak preview-order-10 "${preview_flags[@]}")
+say "PreviewOrder (10 lines) peak: $preview_peak calls/s"
+run preview-order-10-open-half --mode open --rate $((preview_peak / 2)) -c 256 "${preview_flags[@]}"
+run preview-order-10-open-quarter --mode open --rate $((preview_peak / 4)) -c 256 "${preview_flags[@]}"
+
+say ""
+say "redis keys after: a=$(redis-cli -p "${redis_ports[0]}" DBSIZE) b=$(redis-cli -p "${redis_ports[1]}" DBSIZE)"
+say "load after: $(uptime)"

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Writes one gRPC request body for h2load: a 0 byte (not compressed), the
+message length as 4 bytes big-endian, then the protobuf bytes of a
+pricing.v1.BatchGetPricesRequest.
+
+    grpc_body.py FIRST_ID COUNT > request.bin
+
+The message is built by hand (no protobuf package needed):
+  goods_ids = 1 (packed repeated uint64), context = 2 (CallerContext with
+  pin = 1 "bench", channel = 4 CHANNEL_APP = 1).
+The same bytes are a valid ceiling.v1.GetRequest (repeated uint64 ids = 1;
+field 2 is unknown there and skipped), so both servers get identical bodies.
+"""
+import struct
+import sys
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(number: int, wire_type: int, payload: bytes) -> bytes:
+    return varint(number << 3 | wire_type) + payload
+
+
+def length_delimited(number: int, payload: bytes) -> bytes:
+    return field(number, 2, varint(len(payload)) + payload)
+
+
+def request(first_id: int, count: int) -> bytes:
+    ids = b"".join(varint(i) for i in range(first_id, first_id + count))
+    context = length_delimited(1, b"bench") + field(4, 0, varint(1))
+    return length_delimited(1, ids) + length_delimited(2, context)
+
+
+def main() -> None:
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    message = request(int(sys.argv[1]), int(sys.argv[2]))
+    sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)
+
+
+if __name__ == "__main__":
+    main()
