@@ -1,0 +1,335 @@
+//! The detail, checkout and order path against real MariaDB and two real
+//! Redis servers: Redis first, MySQL behind it with write-back, the live
+//! switches, the list fallback, and MySQL failing fast instead of hanging.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pricing_control::{ControlConfig, Switchboard};
+use pricing_detail::DetailConfig;
+use pricing_detail::sources::Sources;
+use pricing_list::ListConfig;
+use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
+use pricing_proto::v1::{self, GetGoodsPriceRequest, PreviewOrderRequest, PriceOrderRequest};
+use pricing_record::{Activity, ActivityKind};
+use pricing_store::RecordStore;
+use pricing_store_pairs::{RedisClusterConfig, RedisPairConfig};
+use pricing_store_redis::{RedisConfig, RedisStore};
+use pricing_store_sql::demo::{self, DemoOptions, well_known};
+use pricing_store_sql::source::SourceSettings;
+use pricing_store_sql::{SqlOptions, SqlStore};
+use pricing_testkit::net::eventually;
+use pricing_testkit::proxy::{Mode, TcpProxy};
+use pricing_testkit::redis::RedisServer;
+use pricing_tests::{app, channel, lines};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::Code;
+
+/// MariaDB (behind a proxy the test can break), two Redis servers, the
+/// detail server, and a list server for the fallback.
+struct DetailStack {
+    detail_addr: std::net::SocketAddr,
+    board: Switchboard,
+    _sources: Arc<Sources>,
+    sql: Arc<SqlStore>,
+    mysql_proxy: TcpProxy,
+    redis: [RedisServer; 2],
+    stop: watch::Sender<bool>,
+}
+
+fn mysql_addr(url: &str) -> (std::net::SocketAddr, String) {
+    // mysql://root@127.0.0.1:PORT/db
+    let rest = url.split('@').nth(1).unwrap();
+    let (host_port, db) = rest.split_once('/').unwrap();
+    (host_port.parse().unwrap(), db.to_owned())
+}
+
+impl DetailStack {
+    async fn start() -> DetailStack {
+        let url = pricing_testkit::mysql::fresh_database("detail").await;
+        let seeded = SqlStore::connect(&url).await.unwrap();
+        demo::seed(&seeded, DemoOptions { goods: 120, ..DemoOptions::default() }).await.unwrap();
+        seeded.close().await;
+
+        let (db_addr, db) = mysql_addr(&url);
+        let mysql_proxy = TcpProxy::start(db_addr).await;
+        let proxied = format!("mysql://root@{}/{}", mysql_proxy.addr(), db);
+        let options = SqlOptions {
+            acquire_timeout: Duration::from_millis(300),
+            statement_timeout: Duration::from_millis(300),
+            ..SqlOptions::default()
+        };
+        let sql = Arc::new(SqlStore::connect_with(&proxied, options).await.unwrap());
+
+        let redis = [RedisServer::start(), RedisServer::start()];
+        let (stop, stopped) = watch::channel(false);
+        let until = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+
+        // The list server the detail path falls back to, over the same database.
+        let list_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let list_addr = list_listener.local_addr().unwrap();
+        let mut list_config = ListConfig::default();
+        list_config.server.metrics_listen = None;
+        list_config.source = SourceSettings { database_url: Some(proxied.clone()), ..SourceSettings::default() };
+        let reader = pricing_list::build_reader(&list_config, Some(Arc::clone(&sql) as _)).await.unwrap();
+        tokio::spawn(pricing_list::serve_with_reader(list_listener, list_config, reader, until()));
+
+        let mut config = DetailConfig::default();
+        config.server.metrics_listen = None;
+        config.checkout.quote_secret = "detail-test".into();
+        let cluster = |r: &RedisServer| RedisClusterConfig {
+            urls: vec![r.url()],
+            cluster: false,
+            connect_timeout_ms: 200,
+            response_timeout_ms: 200,
+            key_ttl_ms: None,
+        };
+        config.redis =
+            Some(RedisPairConfig { a: cluster(&redis[0]), b: cluster(&redis[1]), settings: Default::default() });
+        config.list_fallback = Some(pricing_detail::config::ListFallbackSettings {
+            address: format!("http://{list_addr}"),
+            timeout_ms: 2_000,
+        });
+        let board = Switchboard::from_config(ControlConfig::default()).unwrap();
+        let sources = pricing_detail::build_sources(&config, Arc::clone(&sql), &board).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let detail_addr = listener.local_addr().unwrap();
+        tokio::spawn(pricing_detail::serve_with_sources(
+            listener,
+            config,
+            Arc::clone(&sources),
+            board.clone(),
+            until(),
+        ));
+        DetailStack { detail_addr, board, _sources: sources, sql, mysql_proxy, redis, stop }
+    }
+
+    async fn client(&self) -> DetailPricingClient<tonic::transport::Channel> {
+        DetailPricingClient::new(channel(self.detail_addr).await)
+    }
+
+    /// Flips detail switches the way a control-file reload does.
+    fn switch(&self, f: impl FnOnce(&mut pricing_control::DetailSwitches)) {
+        let mut config = (*self.board.snapshot()).clone();
+        f(&mut config.detail);
+        self.board.replace(config).unwrap();
+    }
+
+    fn redis_store(&self, i: usize) -> RedisStore {
+        RedisStore::new(RedisConfig::standalone(format!("check-{i}"), self.redis[i].url())).unwrap()
+    }
+}
+
+impl Drop for DetailStack {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn goods_price(
+    client: &mut DetailPricingClient<tonic::transport::Channel>,
+    id: u64,
+) -> Result<v1::GetGoodsPriceResponse, tonic::Status> {
+    client
+        .get_goods_price(GetGoodsPriceRequest { goods_id: id, context: Some(app("user-1")) })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn a_miss_in_redis_is_read_from_mysql_and_written_back() {
+    let stack = DetailStack::start().await;
+    let mut client = stack.client().await;
+    let first = goods_price(&mut client, well_known::FLASH_SALE_GOODS).await.unwrap();
+    let price = first.price.unwrap();
+    assert_eq!(price.tier, v1::Tier::Database as i32);
+    assert_eq!(price.activity_price, "39.90");
+
+    // Written back to both Redis clusters with its version.
+    for i in 0..2 {
+        let store = stack.redis_store(i);
+        let record = eventually("write-back to redis", Duration::from_secs(10), || {
+            let store = store.clone();
+            async move { store.fetch(&[well_known::FLASH_SALE_GOODS]).await.ok()?.into_iter().next() }
+        })
+        .await;
+        assert_eq!(record.version, price.version);
+    }
+    let second = goods_price(&mut client, well_known::FLASH_SALE_GOODS).await.unwrap().price.unwrap();
+    assert_eq!(second.tier, v1::Tier::Redis as i32);
+    assert_eq!(second.activity_price, "39.90");
+}
+
+#[tokio::test]
+async fn the_bypass_switch_flipped_under_load_sends_reads_to_mysql_without_a_failed_call() {
+    let stack = DetailStack::start().await;
+    let mut warm = stack.client().await;
+    for id in [1, 2, 3] {
+        goods_price(&mut warm, id).await.unwrap();
+    }
+    let (done_tx, done_rx) = watch::channel(false);
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let mut client = stack.client().await;
+        let done = done_rx.clone();
+        let answered = Arc::clone(&answered);
+        workers.push(tokio::spawn(async move {
+            let mut calls = 0u64;
+            while !*done.borrow() || calls < 50 {
+                let id = 1 + (calls + w) % 3;
+                goods_price(&mut client, id).await.expect("no call fails while the switch flips");
+                calls += 1;
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            calls
+        }));
+    }
+    // Let the load run, flip the switch, let it run on.
+    eventually("some load before the flip", Duration::from_secs(10), || {
+        let n = answered.load(std::sync::atomic::Ordering::Relaxed);
+        async move { (n > 40).then_some(()) }
+    })
+    .await;
+    stack.switch(|s| s.redis_bypass = true);
+    let mut client = stack.client().await;
+    let after = goods_price(&mut client, 2).await.unwrap().price.unwrap();
+    assert_eq!(after.tier, v1::Tier::Database as i32, "bypass reads MySQL from the next call on");
+    done_tx.send(true).unwrap();
+    let total: u64 = futures_total(workers).await;
+    assert!(total >= 200, "load ran: {total} calls");
+
+    stack.switch(|s| s.redis_bypass = false);
+    let back = goods_price(&mut client, 2).await.unwrap().price.unwrap();
+    assert_eq!(back.tier, v1::Tier::Redis as i32, "switching back reads Redis again");
+}
+
+async fn futures_total(workers: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
+    let mut total = 0;
+    for w in workers {
+        total += w.await.unwrap();
+    }
+    total
+}
+
+#[tokio::test]
+async fn with_both_redis_down_mysql_answers() {
+    let mut stack = DetailStack::start().await;
+    let mut client = stack.client().await;
+    for r in &mut stack.redis {
+        r.kill();
+    }
+    for id in [1, 2, 3] {
+        let price = goods_price(&mut client, id).await.expect("mysql answers").price.unwrap();
+        assert_eq!(price.tier, v1::Tier::Database as i32);
+    }
+    let order = client
+        .preview_order(PreviewOrderRequest {
+            context: Some(app("user-1")),
+            lines: lines(&[(30, 1), (40, 1), (50, 1)]),
+            coupon_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(order.payable_total, "111.00");
+}
+
+#[tokio::test]
+async fn fallback_to_list_answers_from_the_list_server() {
+    let stack = DetailStack::start().await;
+    stack.switch(|s| s.fallback_to_list = true);
+    let mut client = stack.client().await;
+    let reply = goods_price(&mut client, well_known::DISCOUNT_GOODS).await.unwrap();
+    assert!(reply.from_list_fallback);
+    assert_eq!(reply.price.unwrap().activity_price, "85.00");
+    let missing = goods_price(&mut client, 999_999).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn checkout_and_order_on_mariadb_flag_a_price_change() {
+    let stack = DetailStack::start().await;
+    let mut client = stack.client().await;
+    let cart = lines(&[(30, 1), (40, 1), (50, 1)]);
+    let preview = client
+        .preview_order(PreviewOrderRequest { context: Some(app("user-1")), lines: cart.clone(), coupon_ids: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(preview.payable_total, "111.00");
+    let allocations: Vec<&str> = preview.lines.iter().map(|l| l.allocations[0].amount.as_str()).collect();
+    assert_eq!(allocations, ["2.25", "3.00", "3.75"]);
+
+    // The preview wrote the records back to Redis; the price then changes in MySQL.
+    let now = pricing_detail::service::now_ms();
+    stack
+        .sql
+        .catalog()
+        .upsert_activity(&Activity::open(
+            880_001,
+            50,
+            ActivityKind::AmountOff,
+            "10.00".parse().unwrap(),
+            now - 1_000,
+            now + 3_600_000,
+        ))
+        .await
+        .unwrap();
+    let order = client
+        .price_order(PriceOrderRequest {
+            context: Some(app("user-1")),
+            lines: cart,
+            coupon_ids: vec![],
+            preview_quote_id: preview.quote_id,
+            expected_payable_total: "111.00".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(order.lines[2].price_changed, "the order reads MySQL, not the older Redis copy");
+    assert_eq!(order.lines[2].unit_activity_price, "40.00");
+    assert!(order.payable_changed);
+    assert_eq!(order.payable_total, "101.00", "110.00 after the activity, 9 off");
+}
+
+#[tokio::test]
+async fn a_hanging_or_refusing_mysql_gives_unavailable_fast() {
+    let stack = DetailStack::start().await;
+    let mut client = stack.client().await;
+    let order = |id: u64| PriceOrderRequest {
+        context: Some(app("user-1")),
+        lines: lines(&[(id, 1)]),
+        coupon_ids: vec![],
+        preview_quote_id: String::new(),
+        expected_payable_total: String::new(),
+    };
+    client.price_order(order(1)).await.expect("healthy first");
+
+    stack.mysql_proxy.set_mode(Mode::Blackhole);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = client.price_order(order(2)).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        // Configured: 300 ms acquire and 300 ms statement timeouts. A generous
+        // bound proves "no hang" without timing the machine.
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    }
+    stack.mysql_proxy.set_mode(Mode::Refuse);
+    let err = client.price_order(order(3)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+
+    // Back: after the breaker's open time, orders are priced again.
+    stack.mysql_proxy.set_mode(Mode::Pass);
+    eventually("orders priced again after mysql returns", Duration::from_secs(30), || {
+        let mut client = client.clone();
+        async move { client.price_order(order(1)).await.ok().map(|_| ()) }
+    })
+    .await;
+}

@@ -1,0 +1,139 @@
+//! The harness of the cross-service tests: both servers in-process on
+//! 127.0.0.1:0, clients over real gRPC, clean shutdown.
+
+pub mod fault_stack;
+pub mod real_stack;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pricing_detail::DetailConfig;
+use pricing_list::ListConfig;
+use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
+use pricing_proto::v1::list_pricing_client::ListPricingClient;
+use pricing_store_sql::SqlStore;
+use pricing_store_sql::source::SourceSettings;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Both servers over one embedded demo database in a temp directory.
+pub struct Stack {
+    pub list_addr: SocketAddr,
+    pub detail_addr: SocketAddr,
+    pub sql: Arc<SqlStore>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The configs the harness starts servers with; tests may change them first.
+pub struct StackConfig {
+    pub list: ListConfig,
+    pub detail: DetailConfig,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        let mut list = ListConfig::default();
+        list.server.metrics_listen = None;
+        let mut detail = DetailConfig::default();
+        detail.server.metrics_listen = None;
+        detail.checkout.quote_secret = "test-secret".into();
+        StackConfig { list, detail }
+    }
+}
+
+impl Stack {
+    pub async fn embedded() -> Stack {
+        Stack::embedded_with(StackConfig::default()).await
+    }
+
+    pub async fn embedded_with(config: StackConfig) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = SourceSettings { embedded_path: dir.path().join("pricing.db"), ..SourceSettings::default() };
+        let sql = Arc::new(pricing_store_sql::source::open(&source).await.expect("open the embedded database"));
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+
+        let list_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let detail_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let list_addr = list_listener.local_addr().unwrap();
+        let detail_addr = detail_listener.local_addr().unwrap();
+        let reader = pricing_list::build_reader(&config.list, Some(Arc::clone(&sql) as _)).await.expect("read chain");
+        let tasks = vec![
+            tokio::spawn(pricing_list::serve_with_reader(list_listener, config.list, reader, until_stopped())),
+            tokio::spawn(pricing_detail::serve_with_store(
+                detail_listener,
+                config.detail,
+                Arc::clone(&sql),
+                until_stopped(),
+            )),
+        ];
+        Stack { list_addr, detail_addr, sql, stop, tasks, _dir: dir }
+    }
+
+    pub async fn list(&self) -> ListPricingClient<Channel> {
+        ListPricingClient::new(channel(self.list_addr).await)
+    }
+
+    pub async fn detail(&self) -> DetailPricingClient<Channel> {
+        DetailPricingClient::new(channel(self.detail_addr).await)
+    }
+
+    /// Signals shutdown without waiting (to observe draining).
+    pub fn begin_shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Signals shutdown and waits until both servers have stopped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("server stops within 30 s")
+                .expect("server task did not panic")
+                .expect("server exits cleanly");
+        }
+    }
+}
+
+/// A channel to a server started in this process.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connect to the test server")
+}
+
+/// The caller context most tests use: the app channel, a pin, nothing else.
+pub fn app(pin: &str) -> pricing_proto::v1::CallerContext {
+    pricing_proto::v1::CallerContext {
+        channel: pricing_proto::v1::Channel::App as i32,
+        pin: pin.into(),
+        ..Default::default()
+    }
+}
+
+/// Order lines from (goods id, quantity) pairs.
+pub fn lines(items: &[(u64, u32)]) -> Vec<pricing_proto::v1::OrderLineInput> {
+    items.iter().map(|&(goods_id, quantity)| pricing_proto::v1::OrderLineInput { goods_id, quantity }).collect()
+}
+
+/// A request carrying a caller account (`x-caller`, `x-caller-token`).
+pub fn signed_as<T>(message: T, caller: &str, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("x-caller", caller.parse().expect("ascii caller"));
+    request.metadata_mut().insert("x-caller-token", token.parse().expect("ascii token"));
+    request
+}
