@@ -71,6 +71,18 @@ export PRICING_TEST_REDIS_SERVER=$(command -v redis-server)
 export PRICING_TEST_TMP="$WORK"
 echo "tests/run.sh: mariadbd on 127.0.0.1:$DB_PORT (pid $DB_PID)" >&2
 
+# Disk: the test build takes about 3 GB (line tables only, see [profile.dev]
+# in Cargo.toml; full debug info once ran a CI machine out of space). CI
+# builds a fresh clone once, where incremental data is never reused: leave
+# it out there.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+free_kb=$(df -Pk "$target_dir" | awk 'NR == 2 {print $4}')
+if [ "${free_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "tests/run.sh: warning: only $((free_kb / 1024)) MB free for $target_dir; the test build needs up to 3 GB" >&2
+fi
+
 # With -p/--package the caller picks the packages; otherwise the whole workspace.
 scope=(--workspace)
 for arg in "$@"; do
