@@ -159,6 +159,14 @@ async fn a_hot_goods_id_is_limited_while_others_pass() {
     assert_eq!(limited.expect("goods 3 becomes hot").code(), Code::ResourceExhausted);
     let other = batch(&stack.list, vec![5, 6], "list-web", WEB_TOKEN).await.expect("other goods pass");
     assert_eq!(other.into_inner().prices.len(), 2);
+    // A batch naming the hot id among others: the others are priced, the hot one is named.
+    let mixed = batch(&stack.list, vec![5, 3, 6], "list-web", WEB_TOKEN).await.expect("the cold ids are answered");
+    let mixed = mixed.into_inner();
+    assert_eq!(mixed.prices.iter().map(|p| p.goods_id).collect::<Vec<_>>(), vec![5, 6]);
+    assert_eq!(mixed.limited, vec![3]);
+    assert!(mixed.not_found.is_empty());
+    let retry = mixed.limited_retry_after_ms;
+    assert!(retry > 0 && retry <= 60_000, "retry hint {retry} ms within the 60 s window");
 }
 
 #[tokio::test]

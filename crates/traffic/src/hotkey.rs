@@ -4,6 +4,13 @@
 //! a key asked more than its threshold within the window is refused until
 //! the window ends, while every other key passes.
 //!
+//! Two ways to refuse: [`HotKeyLimiter::check`] refuses the whole request
+//! when any key it names is hot (one goods page, one order: it cannot be
+//! answered in part); [`HotKeyLimiter::check_batch`] is for a list batch,
+//! where a hot goods id is left out and named in the answer while the other
+//! ids of the same batch are priced. A hot pin refuses the whole request
+//! either way: the caller is what is limited.
+//!
 //! Counting: a fixed window per key (start, count), from `tokio::time`. A
 //! refused request is not counted, so a key is free again at the next
 //! window; a key may see up to twice its threshold across a window boundary,
@@ -122,10 +129,32 @@ impl HotKeyLimiter {
         I: IntoIterator,
         I::Item: Borrow<Key>,
     {
+        self.count(keys, false).map(|limited| debug_assert!(limited.is_empty()))
+    }
+
+    /// Counts one batch request. A pin at its threshold refuses the whole
+    /// request, counting nothing. A goods id at its threshold is left out:
+    /// it is returned (in the order given, with the time until its window
+    /// ends) and not counted, while every other key is counted and passes.
+    /// When every goods id named is hot the request is refused, as by
+    /// [`check`](Self::check). Lazy like `check`.
+    pub fn check_batch<I>(&self, keys: I) -> Result<Vec<HotKey>, HotKey>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Key>,
+    {
+        self.count(keys, true)
+    }
+
+    fn count<I>(&self, keys: I, partial: bool) -> Result<Vec<HotKey>, HotKey>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<Key>,
+    {
         let config = self.board.load_config();
         let settings = &config.hot_keys;
         if settings.goods_threshold == 0 && settings.pin_threshold == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut tracker = self.tracker.load_full();
         if tracker.max_tracked != settings.max_tracked {
@@ -134,10 +163,13 @@ impl HotKeyLimiter {
         }
         let now = Instant::now();
         let mut counters = Vec::new();
+        let mut limited = Vec::new();
+        let mut goods_passed = false;
         for key in keys {
             let key = key.borrow();
             let threshold = key.threshold(settings);
             if threshold == 0 {
+                goods_passed |= matches!(key, Key::Goods(_));
                 continue;
             }
             let counter =
@@ -154,15 +186,27 @@ impl HotKeyLimiter {
                     }
                     metrics::counter!("pricing_hot_key_limited_total", "kind" => key.kind()).increment(1);
                     let retry_after = (window.start + settings.window).saturating_duration_since(now);
-                    return Err(HotKey { key: key.clone(), retry_after });
+                    let hot = HotKey { key: key.clone(), retry_after };
+                    match key {
+                        Key::Goods(_) if partial => {
+                            limited.push(hot);
+                            continue;
+                        }
+                        _ => return Err(hot),
+                    }
                 }
             }
+            goods_passed |= matches!(key, Key::Goods(_));
             counters.push(counter);
+        }
+        if !goods_passed && let Some(first) = limited.first() {
+            // Every goods id is hot: nothing is left to answer.
+            return Err(first.clone());
         }
         for counter in counters {
             counter.lock().unwrap_or_else(|e| e.into_inner()).count += 1;
         }
-        Ok(())
+        Ok(limited)
     }
 
     /// Keys tracked now (after the cache's pending evictions have run).
@@ -212,6 +256,29 @@ mod tests {
         assert_eq!(limiter.check(&[Key::Goods(7)]).unwrap_err().retry_after, Duration::from_millis(1));
         tokio::time::advance(Duration::from_millis(1)).await;
         limiter.check(&[Key::Goods(7)]).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_leaves_out_its_hot_ids_and_prices_the_rest() {
+        let limiter = HotKeyLimiter::new(board(2, 3, 1000));
+        let pin = Key::Pin(Arc::from("shopper"));
+        for _ in 0..2 {
+            assert!(limiter.check_batch(&[Key::Goods(7)]).unwrap().is_empty());
+        }
+        tokio::time::advance(Duration::from_millis(400)).await;
+        // 7 is hot: left out with the time until its window ends; 8 and the pin pass and count.
+        let limited = limiter.check_batch(&[Key::Goods(8), Key::Goods(7), pin.clone()]).unwrap();
+        assert_eq!(limited, vec![HotKey { key: Key::Goods(7), retry_after: Duration::from_millis(600) }]);
+        limiter.check_batch(&[Key::Goods(8)]).unwrap();
+        assert_eq!(limiter.check_batch(&[Key::Goods(8), Key::Goods(9)]).unwrap().len(), 1, "8 reached 2");
+        // Every goods id hot: the request is refused and the pin is not counted.
+        assert_eq!(limiter.check_batch(&[Key::Goods(7), Key::Goods(8), pin.clone()]).unwrap_err().key, Key::Goods(7));
+        limiter.check_batch(&[Key::Goods(10), pin.clone()]).unwrap();
+        limiter.check_batch(&[Key::Goods(11), pin.clone()]).unwrap();
+        // A hot pin refuses the whole batch, whatever its goods ids.
+        assert_eq!(limiter.check_batch(&[Key::Goods(12), pin.clone()]).unwrap_err().key, pin);
+        // The whole-request form still refuses a request naming one hot id.
+        assert_eq!(limiter.check(&[Key::Goods(13), Key::Goods(7)]).unwrap_err().key, Key::Goods(7));
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status};
 
 use crate::guards::{Guards, ShadowSample};
 use crate::reader::PriceReader;
-use pricing_traffic::{Key, VARIANT_HEADER};
+use pricing_record::GoodsId;
+use pricing_traffic::{HotKey, Key, VARIANT_HEADER};
 
 pub struct ListService {
     reader: Arc<dyn PriceReader>,
@@ -40,7 +41,12 @@ impl ListPricing for ListService {
         let ids = validate::goods_ids("goods_ids", &request.goods_ids)?;
         // Lazy: nothing is built while hot-key limits are off.
         let pin = std::iter::once(&ctx.pin).filter(|p| !p.is_empty()).map(|p| Key::Pin(Arc::from(p.as_str())));
-        self.guards.hot_keys.check(ids.iter().map(|&id| Key::Goods(id)).chain(pin)).map_err(ApiError::from)?;
+        let hot = self
+            .guards
+            .hot_keys
+            .check_batch(ids.iter().map(|&id| Key::Goods(id)).chain(pin))
+            .map_err(ApiError::from)?;
+        let (ids, limited) = leave_out(ids, &hot);
         let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
         let hits = self.reader.read(&ids).await.map_err(|e| {
             tracing::warn!(error = %e, batch = ids.len(), "list read failed");
@@ -49,7 +55,18 @@ impl ListPricing for ListService {
         let caller = convert::caller(&ctx);
         let now = now_ms();
         let by_id: HashMap<u64, _> = hits.into_iter().map(|h| (h.record.goods_id, h)).collect();
-        let mut reply = BatchGetPricesResponse { prices: Vec::with_capacity(ids.len()), not_found: Vec::new() };
+        let mut reply = BatchGetPricesResponse {
+            prices: Vec::with_capacity(ids.len()),
+            not_found: Vec::new(),
+            limited_retry_after_ms: hot
+                .iter()
+                .map(|h| h.retry_after.as_millis().max(1))
+                .max()
+                .unwrap_or(0)
+                .try_into()
+                .unwrap_or(u32::MAX),
+            limited,
+        };
         for id in ids {
             let Some(hit) = by_id.get(&id).filter(|h| !h.record.is_tombstone()) else {
                 reply.not_found.push(id);
@@ -68,6 +85,9 @@ impl ListPricing for ListService {
         }
         metrics::counter!("pricing_list_goods_total", "result" => "found").increment(reply.prices.len() as u64);
         metrics::counter!("pricing_list_goods_total", "result" => "not_found").increment(reply.not_found.len() as u64);
+        if !reply.limited.is_empty() {
+            metrics::counter!("pricing_list_goods_total", "result" => "limited").increment(reply.limited.len() as u64);
+        }
         if let Some(shadow) = self.guards.shadow.as_ref().filter(|_| self.guards.sampler.sample(&variant)) {
             let answered = reply
                 .prices
@@ -83,4 +103,13 @@ impl ListPricing for ListService {
         }
         Ok(response)
     }
+}
+
+/// Splits the batch into the ids to answer and the hot ones left out, both in
+/// request order. No hot ids (the usual case): the batch as it came.
+fn leave_out(ids: Vec<GoodsId>, hot: &[HotKey]) -> (Vec<GoodsId>, Vec<GoodsId>) {
+    if hot.is_empty() {
+        return (ids, Vec::new());
+    }
+    ids.into_iter().partition(|id| !hot.iter().any(|h| h.key == Key::Goods(*id)))
 }

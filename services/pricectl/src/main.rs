@@ -166,6 +166,9 @@ async fn main() -> Result<()> {
             if !reply.not_found.is_empty() {
                 println!("not found: {:?}", reply.not_found);
             }
+            if !reply.limited.is_empty() {
+                println!("limited (hot keys, retry after {} ms): {:?}", reply.limited_retry_after_ms, reply.limited);
+            }
         }
         Command::Goods { id } => {
             let mut client =
