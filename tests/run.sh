@@ -71,10 +71,10 @@ export PRICING_TEST_REDIS_SERVER=$(command -v redis-server)
 export PRICING_TEST_TMP="$WORK"
 echo "tests/run.sh: mariadbd on 127.0.0.1:$DB_PORT (pid $DB_PID)" >&2
 
-# Disk: the test build takes about 3 GB (line tables only, see [profile.dev]
-# in Cargo.toml; full debug info once ran a CI machine out of space). CI
-# builds a fresh clone once, where incremental data is never reused: leave
-# it out there.
+# Disk: the test build takes about 2 GB, 3 GB with incremental data (line
+# tables only, see [profile.dev] in Cargo.toml; full debug info once ran a
+# CI machine out of space). CI builds a fresh clone once, where incremental
+# data is never reused: leave it out there.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 target_dir=${CARGO_TARGET_DIR:-target}
 mkdir -p "$target_dir"
