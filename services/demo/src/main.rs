@@ -14,6 +14,12 @@ use pricing_detail::DetailConfig;
 use pricing_list::ListConfig;
 use pricing_store_sql::source::SourceSettings;
 
+// mimalloc: the read path allocates small, short-lived buffers per request
+// (decode, reply strings, encode); see loadtest/README.md for the measured
+// difference against the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pricing-demo", version, about = "Both pricing servers on the embedded demo database")]
 struct Args {

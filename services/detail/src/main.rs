@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use clap::Parser;
 use pricing_detail::DetailConfig;
 
+// mimalloc: the read path allocates small, short-lived buffers per request
+// (decode, reply strings, encode); see loadtest/README.md for the measured
+// difference against the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pricing-detail", version, about = "The detail, checkout and order pricing server")]
 struct Args {

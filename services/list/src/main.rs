@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use clap::Parser;
 use pricing_list::ListConfig;
 
+// mimalloc: the read path allocates small, short-lived buffers per request
+// (decode, reply strings, encode); see loadtest/README.md for the measured
+// difference against the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "pricing-list", version, about = "The list pricing server")]
 struct Args {
