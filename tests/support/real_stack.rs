@@ -298,7 +298,7 @@ struct CountingReader {
 
 #[async_trait]
 impl PriceReader for CountingReader {
-    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Hit>, StoreError> {
+    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         self.inner.read(ids).await
     }

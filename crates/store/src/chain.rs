@@ -228,8 +228,7 @@ impl TieredReader {
 
     /// As [`TieredReader::get_many`], with tombstones left in `record`.
     async fn get_many_raw(&self, ids: &[GoodsId]) -> Result<Vec<Lookup>, StoreError> {
-        let mut seen = HashSet::with_capacity(ids.len());
-        let ids: Vec<GoodsId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        let ids = distinct(ids);
         let inner = &self.inner;
         let now = Instant::now();
         let mut answers: Vec<Option<Lookup>> = vec![None; ids.len()];
@@ -306,6 +305,17 @@ impl TieredReader {
         }
         Ok(answers.into_iter().flatten().collect())
     }
+}
+
+/// `ids` without repeats, in first-occurrence order. Batches are small (at
+/// most a few hundred ids) and usually already distinct: a pairwise check
+/// costs less there than hashing every id.
+fn distinct(ids: &[GoodsId]) -> Vec<GoodsId> {
+    if ids.len() <= 64 && ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id)) {
+        return ids.to_vec();
+    }
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 fn lookup(goods_id: GoodsId, record: Option<SharedRecord>, source: Source, stale: bool) -> Lookup {
@@ -487,6 +497,14 @@ mod tests {
 
     fn found(l: &Lookup) -> Option<u64> {
         l.record.as_ref().map(|r| r.version)
+    }
+
+    #[test]
+    fn distinct_keeps_the_first_occurrence_of_each_id() {
+        assert_eq!(distinct(&[3, 1, 2]), vec![3, 1, 2]);
+        assert_eq!(distinct(&[3, 1, 3, 2, 1]), vec![3, 1, 2]);
+        let long: Vec<GoodsId> = (0..100).chain(0..100).rev().collect();
+        assert_eq!(distinct(&long), (0..100).rev().collect::<Vec<_>>(), "the hashed path for long batches");
     }
 
     #[tokio::test]

@@ -17,7 +17,9 @@ pub struct Hit {
 
 #[async_trait]
 pub trait PriceReader: Send + Sync + 'static {
-    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Hit>, StoreError>;
+    /// One answer per id of `ids` (which holds no duplicates), in the same
+    /// order: `None` where no tier holds the id or it is a tombstone.
+    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError>;
 }
 
 /// The wire tier for a chain tier name: `redis…`, `hbase…`, anything else
@@ -33,11 +35,14 @@ pub fn wire_tier(source: &pricing_store::chain::Source) -> Tier {
 
 #[async_trait]
 impl PriceReader for pricing_store::chain::TieredReader {
-    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Hit>, StoreError> {
+    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError> {
+        // `get_many` answers each distinct id once, in first-occurrence order:
+        // with distinct ids, one answer per id in order.
         let lookups = self.get_many(ids).await?;
+        debug_assert_eq!(lookups.len(), ids.len(), "ids must be distinct");
         Ok(lookups
             .into_iter()
-            .filter_map(|l| {
+            .map(|l| {
                 let tier = wire_tier(&l.source);
                 l.record.map(|record| Hit { record, tier, stale: l.stale })
             })

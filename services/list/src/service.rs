@@ -1,6 +1,5 @@
 //! ListPricing.BatchGetPrices: check, read the batch once, price each goods.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use pricing_engine::best_price;
@@ -54,7 +53,6 @@ impl ListPricing for ListService {
         })?;
         let caller = convert::caller(&ctx);
         let now = now_ms();
-        let by_id: HashMap<u64, _> = hits.into_iter().map(|h| (h.record.goods_id, h)).collect();
         let mut reply = BatchGetPricesResponse {
             prices: Vec::with_capacity(ids.len()),
             not_found: Vec::new(),
@@ -67,8 +65,8 @@ impl ListPricing for ListService {
                 .unwrap_or(u32::MAX),
             limited,
         };
-        for id in ids {
-            let Some(hit) = by_id.get(&id).filter(|h| !h.record.is_tombstone()) else {
+        for (id, hit) in ids.into_iter().zip(hits) {
+            let Some(hit) = hit.filter(|h| h.record.goods_id == id && !h.record.is_tombstone()) else {
                 reply.not_found.push(id);
                 continue;
             };
