@@ -7,7 +7,7 @@ use clap::Parser;
 use pricing_list::ListConfig;
 
 // mimalloc: the read path allocates small, short-lived buffers per request
-// (decode, reply strings, encode); see loadtest/README.md for the measured
+// (decode, reply strings, encode); see loadtest/bench/README.md for the measured
 // difference against the system allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

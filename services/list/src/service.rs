@@ -65,7 +65,8 @@ impl ListPricing for ListService {
                 .unwrap_or(u32::MAX),
             limited,
         };
-        for (id, hit) in ids.into_iter().zip(hits) {
+        // An id the reader left unanswered is not found, never dropped.
+        for (id, hit) in ids.into_iter().zip(hits.into_iter().chain(std::iter::repeat_with(|| None))) {
             let Some(hit) = hit.filter(|h| h.record.goods_id == id && !h.record.is_tombstone()) else {
                 reply.not_found.push(id);
                 continue;
