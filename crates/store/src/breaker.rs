@@ -4,7 +4,11 @@
 //! Closed: every call is admitted and its outcome counted in the bucket of the
 //! current time slice. When the window holds at least `min_calls` calls and
 //! either the error ratio reaches `error_percent` or the ratio of calls slower
-//! than `slow_call` reaches `slow_percent`, the breaker opens. Open: calls are
+//! than `slow_call` reaches `slow_percent`, the breaker opens; it also opens
+//! after `consecutive_failures` failed calls in a row, whatever the window
+//! holds (a cluster that dies after a healthy stretch would otherwise be
+//! called until its failures outweigh the window's earlier successes: about
+//! 1,800 calls in one measured kill). Open: calls are
 //! refused for `open_for`. Then the first `half_open_probes` calls are
 //! admitted as probes; when all of them succeed in time the breaker closes with
 //! a fresh window, the first failed or slow probe opens it again.
@@ -57,6 +61,9 @@ pub struct BreakerSettings {
     pub open_for: Duration,
     /// Probe calls admitted when half-open; all must succeed in time to close.
     pub half_open_probes: u32,
+    /// Opens after this many failed calls in a row (any success resets the
+    /// count), without waiting for the window's ratio; 0 disables the rule.
+    pub consecutive_failures: u32,
 }
 
 impl Default for BreakerSettings {
@@ -70,6 +77,7 @@ impl Default for BreakerSettings {
             slow_call: Duration::from_millis(100),
             open_for: Duration::from_secs(5),
             half_open_probes: 3,
+            consecutive_failures: 20,
         }
     }
 }
@@ -145,6 +153,8 @@ pub struct Breaker {
     state: AtomicU8,
     /// End of the open period, in nanoseconds since `origin`.
     open_until: AtomicU64,
+    /// Failed calls in a row while closed.
+    streak: AtomicU32,
     window: ArcSwap<Window>,
     control: Mutex<Control>,
 }
@@ -252,6 +262,7 @@ impl Breaker {
             origin: Instant::now(),
             state: AtomicU8::new(BreakerState::Closed as u8),
             open_until: AtomicU64::new(0),
+            streak: AtomicU32::new(0),
             window: ArcSwap::from_pointee(Window::new(settings)),
             control: Mutex::new(Control { generation: 0, probes_issued: 0, probes_ok: 0 }),
         };
@@ -339,7 +350,23 @@ impl Breaker {
                 let at = self.nanos(Instant::now());
                 window.add(at, failed, slow);
                 let totals = window.totals(at);
-                if let Some(rule) = window.trips(totals) {
+                let in_a_row = if failed {
+                    self.streak.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+                } else {
+                    // Only written when there is a streak to end: the healthy
+                    // path stays a load.
+                    if self.streak.load(Ordering::Relaxed) != 0 {
+                        self.streak.store(0, Ordering::Relaxed);
+                    }
+                    0
+                };
+                let threshold = window.settings.consecutive_failures;
+                let rule = if threshold > 0 && in_a_row >= threshold {
+                    Some("consecutive_failures")
+                } else {
+                    window.trips(totals)
+                };
+                if let Some(rule) = rule {
                     let mut control = self.lock();
                     if self.state() == BreakerState::Closed {
                         tracing::warn!(
@@ -348,6 +375,7 @@ impl Breaker {
                             calls = totals.0,
                             errors = totals.1,
                             slow = totals.2,
+                            in_a_row,
                             "breaker trips"
                         );
                         self.open(&mut control, window.settings.open_for, rule);
@@ -389,6 +417,7 @@ impl Breaker {
     fn transition(&self, control: &mut Control, to: BreakerState, reason: &'static str) {
         let from = self.state();
         control.generation += 1;
+        self.streak.store(0, Ordering::Relaxed);
         self.state.store(to as u8, Ordering::Release);
         self.publish_state(to);
         match to {
@@ -485,6 +514,7 @@ mod tests {
             slow_call: Duration::from_millis(100),
             open_for: Duration::from_secs(5),
             half_open_probes: 2,
+            consecutive_failures: 0,
         }
     }
 
@@ -507,6 +537,36 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open, "5 of 10 failed = 50%");
         let refused = b.try_acquire().err().expect("open breaker refuses");
         assert_eq!(refused.retry_after, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_on_failures_in_a_row_after_a_healthy_stretch() {
+        let b = Breaker::new("t", BreakerSettings { consecutive_failures: 5, ..settings() });
+        calls(&b, 1000, Outcome::Success, FAST);
+        calls(&b, 4, Outcome::Failure, FAST);
+        calls(&b, 1, Outcome::Success, FAST);
+        calls(&b, 4, Outcome::Failure, FAST);
+        assert_eq!(b.state(), BreakerState::Closed, "a success ends the streak; 8 of 1009 failed is far below 50%");
+        calls(&b, 1, Outcome::Failure, FAST);
+        assert_eq!(b.state(), BreakerState::Open, "5 failures in a row");
+        // After recovery the count starts again from zero.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        calls(&b, 2, Outcome::Success, FAST);
+        assert_eq!(b.state(), BreakerState::Closed, "probes succeeded");
+        calls(&b, 4, Outcome::Failure, FAST);
+        assert_eq!(b.state(), BreakerState::Closed, "4 in a row after closing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_rule_alone_needs_the_ratio() {
+        // The same kill with the rule off: 1,000 healthy calls in the window
+        // keep the breaker closed through 999 failures.
+        let b = Breaker::new("t", settings());
+        calls(&b, 1000, Outcome::Success, FAST);
+        calls(&b, 999, Outcome::Failure, FAST);
+        assert_eq!(b.state(), BreakerState::Closed);
+        calls(&b, 1, Outcome::Failure, FAST);
+        assert_eq!(b.state(), BreakerState::Open, "1,000 of 2,000 = 50%");
     }
 
     #[tokio::test(start_paused = true)]
