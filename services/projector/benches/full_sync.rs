@@ -8,7 +8,13 @@
 //!
 //! The source is an SQLite file (the same `SqlStore` code path as MariaDB)
 //! holding `--goods` goods with 3 activities each, inserted directly in
-//! large batches. The HBase test servers run as child processes when the
+//! large batches; with `--mysql URL` (an empty database on a MariaDB or
+//! MySQL server) it is that database instead:
+//!
+//! ```sh
+//! cargo bench -p pricing-projector --bench full_sync -- --goods 1000000 --mysql mysql://root@127.0.0.1:PORT/bench
+//! ```
+//! The HBase test servers run as child processes when the
 //! test server binary is built (so their data does not count in this
 //! process's memory), in process otherwise; the output says which.
 
@@ -25,13 +31,15 @@ struct Args {
     /// `--seed-into PATH`: only seed that file and exit (run as a child, so
     /// that the syncing process never holds the seeding's memory).
     seed_into: Option<String>,
+    /// `--mysql URL`: the source is this (empty) MySQL/MariaDB database.
+    mysql: Option<String>,
     goods: u64,
     page_size: u32,
     concurrency: usize,
 }
 
 fn args() -> Args {
-    let mut out = Args { seed_into: None, goods: 100_000, page_size: 1_000, concurrency: 4 };
+    let mut out = Args { seed_into: None, mysql: None, goods: 100_000, page_size: 1_000, concurrency: 4 };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).expect("a number after the flag");
@@ -40,6 +48,7 @@ fn args() -> Args {
             "--page-size" => out.page_size = value() as u32,
             "--concurrency" => out.concurrency = value() as usize,
             "--seed-into" => out.seed_into = it.next(),
+            "--mysql" => out.mysql = it.next(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -157,19 +166,22 @@ async fn seed(store: &SqlStore, n: u64) {
 fn main() {
     let args = args();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    if let Some(path) = &args.seed_into {
+    if let Some(url) = &args.seed_into {
         runtime.block_on(async {
-            let store = SqlStore::open_embedded(path).await.expect("sqlite");
+            let store = SqlStore::connect(url).await.expect("source database");
             seed(&store, args.goods).await;
             store.close().await;
         });
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("source.db");
+    let url = match &args.mysql {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.path().join("source.db").display()),
+    };
     let seeding = Instant::now();
     let status = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--seed-into", path.to_str().expect("utf-8 path"), "--goods", &args.goods.to_string()])
+        .args(["--seed-into", &url, "--goods", &args.goods.to_string()])
         .status()
         .expect("seed child");
     assert!(status.success(), "seeding failed");
@@ -185,7 +197,7 @@ fn main() {
             r#"
             version = 1
             [source]
-            database_url = "sqlite://{path}"
+            database_url = "{url}"
             [redis]
             a = {{ urls = ["{ra}"] }}
             b = {{ urls = ["{rb}"] }}
@@ -204,7 +216,7 @@ fn main() {
             page_size = {page}
             concurrency = {conc}
             "#,
-            path = path.display(),
+            url = url,
             ra = redis[0].url(),
             rb = redis[1].url(),
             ha = hbase[0].address(),
@@ -220,7 +232,7 @@ fn main() {
         let queued: u64 = report.targets.values().map(|c| c.queued).sum();
         println!(
             "full sync: {} goods (3 activities each) into 4 clusters in {:.2} s = {:.0} goods/s ({:.0} cluster writes/s); \
-             page {} x {} in flight; queued {}; peak RSS {} MiB (before the sync {} MiB); seeding took {:.1} s; hbase servers {}",
+             page {} x {} in flight; queued {}; peak RSS {} MiB (before the sync {} MiB); seeding took {:.1} s; source {}; hbase servers {}",
             report.goods,
             elapsed.as_secs_f64(),
             report.goods as f64 / elapsed.as_secs_f64(),
@@ -231,6 +243,7 @@ fn main() {
             peak_rss_mib(),
             before,
             seeded_in.as_secs_f64(),
+            if args.mysql.is_some() { "MySQL/MariaDB server" } else { "SQLite file" },
             hbase_where,
         );
     });
