@@ -216,7 +216,6 @@ fn main() {
             page_size = {page}
             concurrency = {conc}
             "#,
-            url = url,
             ra = redis[0].url(),
             rb = redis[1].url(),
             ha = hbase[0].address(),
