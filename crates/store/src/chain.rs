@@ -296,7 +296,9 @@ impl TieredReader {
                 Err(error) => match stale.remove(&id).filter(|e| e.is_usable_stale(Instant::now())) {
                     Some(entry) => {
                         metrics::counter!("pricing_chain_stale_served_total").increment(1);
-                        tracing::warn!(goods_id = id, tier = %entry.tier, %error, "serving a stale record");
+                        crate::throttled!(
+                            |suppressed| tracing::warn!(goods_id = id, tier = %entry.tier, %error, suppressed, "serving a stale record")
+                        );
                         lookup(id, entry.record, Source::Memory, true)
                     }
                     None => return Err(error),
@@ -373,7 +375,9 @@ impl Inner {
                 Err(error) => {
                     metrics::counter!("pricing_chain_tier_errors_total", "tier" => tier.name.to_string(), "kind" => format!("{:?}", error.kind))
                         .increment(1);
-                    tracing::warn!(tier = %tier.name, ids = remaining.len(), %error, "tier failed, asking the next one");
+                    crate::throttled!(
+                        |suppressed| tracing::warn!(tier = %tier.name, ids = remaining.len(), %error, suppressed, "tier failed, asking the next one")
+                    );
                     last_error = Some(error);
                     failed[t] = true;
                     continue;
@@ -424,7 +428,9 @@ impl Inner {
                         "ok"
                     }
                     Err(error) => {
-                        tracing::warn!(tier = %name, records = records.len(), %error, "write-back failed");
+                        crate::throttled!(
+                            |suppressed| tracing::warn!(tier = %name, records = records.len(), %error, suppressed, "write-back failed")
+                        );
                         "error"
                     }
                 };
@@ -656,6 +662,35 @@ mod tests {
 
         let err = reader.get_many(&[2]).await.unwrap_err();
         assert_eq!(err.kind, StoreErrorKind::Timeout, "nothing cached: the call fails");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pair_refused_by_both_breakers_is_still_tried_and_stale_served_within_grace() {
+        let a = FaultyStore::named("redis-a", vec![rec(1, 1)]);
+        let b = FaultyStore::named("redis-b", vec![rec(1, 1)]);
+        let pair = Arc::new(crate::DualStore::new("redis", a.clone(), b.clone(), live(crate::DualSettings::default())));
+        let reader = TieredReader::new(vec![Tier::new(pair.clone())], live(settings())).unwrap();
+        reader.get_many(&[1]).await.unwrap();
+
+        a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        b.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for _ in 0..40 {
+            let got = reader.get_many(&[1]).await.unwrap();
+            assert_eq!((got[0].stale, found(&got[0])), (true, Some(1)), "stale within grace, never an error");
+        }
+        assert_eq!(pair.breaker(crate::Cluster::A).state(), crate::BreakerState::Open);
+        assert_eq!(pair.breaker(crate::Cluster::B).state(), crate::BreakerState::Open);
+
+        let before = a.fetch_count() + b.fetch_count();
+        let got = reader.get_many(&[1]).await.unwrap();
+        assert!(got[0].stale);
+        assert!(a.fetch_count() + b.fetch_count() > before, "with both breakers open the clusters are still asked");
+
+        // A cluster answering again ends the stale answers at the next call.
+        a.set_fault(Fault::None);
+        let got = reader.get_many(&[1]).await.unwrap();
+        assert_eq!((got[0].stale, found(&got[0])), (false, Some(1)));
     }
 
     #[tokio::test(start_paused = true)]

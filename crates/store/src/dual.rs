@@ -12,6 +12,17 @@
 //! holding stale data), and quietly reading it anyway would undo the switch.
 //! When both fail the call fails with one [`StoreError`] naming both.
 //!
+//! The pair never fails closed (issue 12: one cluster lost, the survivor
+//! slowed by double load, its breaker opened on slow calls, and every call
+//! failed). Two rules, in the manner of Envoy's panic threshold:
+//! - a cluster that stands alone (the other's breaker is open, or a forced
+//!   mode leaves it out) is read with the longer `alone_timeout` and its slow
+//!   calls do not count toward its breaker: only failures can open it;
+//! - when every cluster the call may ask is refused by its breaker, the
+//!   call is still tried (panic), breakers bypassed, each cluster within
+//!   `alone_timeout`, the whole bounded by the caller's deadline; what fails
+//!   then is left to the tier chain (next tier, or stale-if-error).
+//!
 //! Writes ([`DualWriter`]): both clusters, concurrently, or only one when the
 //! live [`WriteMode`] says so; the report says per cluster what happened so
 //! that the projector can queue what failed. Retries are the projector's.
@@ -21,8 +32,11 @@
 //! Metrics (labels `pair`, `cluster` = the cluster store's name):
 //! `pricing_dual_requests_total`, `pricing_dual_errors_total{kind}`,
 //! `pricing_dual_latency_seconds`, `pricing_dual_failover_total{pair, from, to}`,
-//! `pricing_dual_write_errors_total`, and each cluster's
-//! `pricing_breaker_state{name}`.
+//! `pricing_dual_write_errors_total`, `pricing_dual_panic_total{pair}`, and
+//! each cluster's `pricing_breaker_state{name}`. Failovers and failures are
+//! logged at most once per [`crate::LogThrottle::DEFAULT_INTERVAL`] per kind, each
+//! line with the count held back since the last; breaker state changes are
+//! logged each time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +46,8 @@ use pricing_record::GoodsId;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::breaker::{Breaker, BreakerSettings, Outcome};
+use crate::breaker::{Breaker, BreakerSettings, BreakerState, Outcome};
+use crate::observe::kind_label;
 use crate::settings::{Live, SettingsError, millis, percent, positive};
 use crate::{RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind, WriteReport};
 
@@ -138,8 +153,8 @@ impl Default for ClusterSettings {
 }
 
 /// Everything a pair reads live. `Default` is 50/50 split, write both, no
-/// failover in forced modes, 50 ms read timeouts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// failover in forced modes, 50 ms read timeouts, 250 ms alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DualSettings {
     pub read: ReadMode,
@@ -147,8 +162,29 @@ pub struct DualSettings {
     /// In `only_a` / `only_b`, ask the other cluster when the forced one
     /// fails. Off by default: a forced mode means "only".
     pub failover_in_forced_mode: bool,
+    /// Budget of a read at a cluster that stands alone: the other one's
+    /// breaker is open (or a forced mode leaves it out), or both are open
+    /// (panic). A cluster carrying the pair's whole load is slower; failing
+    /// its calls at the usual budget would fail them for good. Slow calls
+    /// of a cluster standing alone do not count toward its breaker either:
+    /// only its failures do. Never below a cluster's own `timeout_ms`.
+    #[serde(rename = "alone_timeout_ms", with = "millis")]
+    pub alone_timeout: Duration,
     pub a: ClusterSettings,
     pub b: ClusterSettings,
+}
+
+impl Default for DualSettings {
+    fn default() -> Self {
+        DualSettings {
+            read: ReadMode::default(),
+            write: WriteMode::default(),
+            failover_in_forced_mode: false,
+            alone_timeout: Duration::from_millis(250),
+            a: ClusterSettings::default(),
+            b: ClusterSettings::default(),
+        }
+    }
 }
 
 impl DualSettings {
@@ -163,6 +199,7 @@ impl DualSettings {
         if let ReadMode::Split { a_percent } = self.read {
             percent("read.a_percent", a_percent)?;
         }
+        positive("alone_timeout_ms", self.alone_timeout)?;
         for c in [&self.a, &self.b] {
             positive("timeout_ms", c.timeout)?;
             positive("write_timeout_ms", c.write_timeout)?;
@@ -238,7 +275,8 @@ impl DualStore {
         &self.sides[cluster.index()].store
     }
 
-    /// Fetches from the cluster the mode picks, failing over when allowed.
+    /// Fetches from the cluster the mode picks, failing over when allowed;
+    /// with every allowed cluster's breaker open, tries them anyway (panic).
     pub async fn fetch_from(&self, ids: &[GoodsId]) -> Result<Served, StoreError> {
         // A full Arc (not a guard) because it is held across awaits.
         let settings = self.settings.load_full();
@@ -246,31 +284,69 @@ impl DualStore {
         if ids.is_empty() {
             return Ok(Served { records: Vec::new(), cluster: first, failed_over: false });
         }
-        let first_error = match self.fetch_at(first, ids, &settings).await {
+        let second = first.other();
+        let first_attempt = if !may_fail_over || self.is_open(second) { Attempt::Alone } else { Attempt::Guarded };
+        let first_error = match self.fetch_at(first, ids, &settings, first_attempt).await {
             Ok(records) => return Ok(Served { records, cluster: first, failed_over: false }),
             Err(e) => e,
         };
         if !may_fail_over {
-            return Err(StoreError::new(self.pair.clone(), first_error.kind, &first_error));
+            if first_error.refused {
+                // The only cluster allowed is refused by its breaker: try it anyway.
+                return self.panic(&[first], ids, &settings).await.map_err(|e| self.pair_error(e.kind, &e));
+            }
+            return Err(self.pair_error(first_error.error.kind, &first_error.error));
         }
-        let second = first.other();
         let (from, to) = (self.sides[first.index()].store.name(), self.sides[second.index()].store.name());
         metrics::counter!("pricing_dual_failover_total", "pair" => self.pair.clone(), "from" => from.to_owned(), "to" => to.to_owned())
             .increment(1);
-        tracing::warn!(pair = %self.pair, from, to, error = %first_error, "dual store fails over");
-        match self.fetch_at(second, ids, &settings).await {
-            Ok(records) => Ok(Served { records, cluster: second, failed_over: true }),
-            Err(second_error) => {
-                let kind =
-                    if first_error.kind == second_error.kind { first_error.kind } else { StoreErrorKind::Unavailable };
-                tracing::error!(pair = %self.pair, first = %first_error, second = %second_error, "both clusters failed");
-                Err(StoreError::new(
-                    self.pair.clone(),
-                    kind,
-                    format!("both clusters failed: {first_error}; {second_error}"),
-                ))
+        crate::throttled!(|suppressed| {
+            tracing::warn!(pair = %self.pair, from, to, error = %first_error.error, suppressed, "dual store fails over");
+        });
+        let second_attempt = if self.is_open(first) { Attempt::Alone } else { Attempt::Guarded };
+        let second_error = match self.fetch_at(second, ids, &settings, second_attempt).await {
+            Ok(records) => return Ok(Served { records, cluster: second, failed_over: true }),
+            Err(e) => e,
+        };
+        if first_error.refused && second_error.refused {
+            return self.panic(&[first, second], ids, &settings).await.map_err(|e| self.pair_error(e.kind, &e));
+        }
+        let (first_error, second_error) = (first_error.error, second_error.error);
+        let kind = if first_error.kind == second_error.kind { first_error.kind } else { StoreErrorKind::Unavailable };
+        crate::throttled!(|suppressed| {
+            tracing::error!(pair = %self.pair, first = %first_error, second = %second_error, suppressed, "both clusters failed");
+        });
+        Err(self.pair_error(kind, format!("both clusters failed: {first_error}; {second_error}")))
+    }
+
+    fn pair_error(&self, kind: StoreErrorKind, message: impl ToString) -> StoreError {
+        StoreError::new(self.pair.clone(), kind, message)
+    }
+
+    fn is_open(&self, cluster: Cluster) -> bool {
+        self.sides[cluster.index()].breaker.state() == BreakerState::Open
+    }
+
+    /// Every allowed cluster's breaker refused the call: ask them in order
+    /// regardless, each within the alone budget; the first answer wins.
+    async fn panic(
+        &self,
+        clusters: &[Cluster],
+        ids: &[GoodsId],
+        settings: &DualSettings,
+    ) -> Result<Served, StoreError> {
+        metrics::counter!("pricing_dual_panic_total", "pair" => self.pair.clone()).increment(1);
+        crate::throttled!(|suppressed| {
+            tracing::warn!(pair = %self.pair, suppressed, "every breaker of the pair is open: trying the clusters anyway");
+        });
+        let mut last = None;
+        for (i, cluster) in clusters.iter().enumerate() {
+            match self.fetch_at(*cluster, ids, settings, Attempt::Panic).await {
+                Ok(records) => return Ok(Served { records, cluster: *cluster, failed_over: i > 0 }),
+                Err(e) => last = Some(e.error),
             }
         }
+        Err(last.unwrap_or_else(|| StoreError::unavailable(self.pair.clone(), "no cluster to read")))
     }
 
     async fn fetch_at(
@@ -278,50 +354,76 @@ impl DualStore {
         cluster: Cluster,
         ids: &[GoodsId],
         settings: &DualSettings,
-    ) -> Result<Vec<SharedRecord>, StoreError> {
+        attempt: Attempt,
+    ) -> Result<Vec<SharedRecord>, SideError> {
         let side = &self.sides[cluster.index()];
         let limits = settings.cluster(cluster);
         let name = side.store.name();
         side.breaker.ensure_settings(&limits.breaker);
         metrics::counter!("pricing_dual_requests_total", "pair" => self.pair.clone(), "cluster" => name.to_owned())
             .increment(1);
-        let permit = match side.breaker.try_acquire() {
-            Ok(permit) => permit,
-            Err(open) => {
-                count_error(&self.pair, name, "breaker_open");
-                return Err(StoreError::unavailable(name, open));
-            }
+        let permit = match attempt {
+            Attempt::Panic => None,
+            Attempt::Guarded | Attempt::Alone => match side.breaker.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(open) => {
+                    count_error(&self.pair, name, "breaker_open");
+                    return Err(SideError { error: StoreError::unavailable(name, open), refused: true });
+                }
+            },
+        };
+        let budget = match attempt {
+            Attempt::Guarded => limits.timeout,
+            Attempt::Alone | Attempt::Panic => limits.timeout.max(settings.alone_timeout),
         };
         let started = Instant::now();
-        let result = match tokio::time::timeout(limits.timeout, side.store.fetch(ids)).await {
+        let result = match tokio::time::timeout(budget, side.store.fetch(ids)).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::timeout(name)),
         };
         let latency = started.elapsed();
         metrics::histogram!("pricing_dual_latency_seconds", "pair" => self.pair.clone(), "cluster" => name.to_owned())
             .record(latency.as_secs_f64());
+        // Standing alone, slowness is not held against a cluster: only failures are.
+        let counted_latency = if attempt == Attempt::Guarded { latency } else { Duration::ZERO };
         match &result {
-            Ok(_) => permit.record(Outcome::Success, latency),
+            Ok(_) => {
+                if let Some(permit) = permit {
+                    permit.record(Outcome::Success, counted_latency);
+                }
+            }
             Err(e) => {
-                permit.record(Outcome::Failure, latency);
-                count_error(&self.pair, name, kind_str(e.kind));
+                if let Some(permit) = permit {
+                    permit.record(Outcome::Failure, counted_latency);
+                }
+                count_error(&self.pair, name, kind_label(e.kind));
             }
         }
-        result
+        result.map_err(|error| SideError { error, refused: false })
     }
+}
+
+/// How one cluster is asked within a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// The usual: its breaker, its timeout, slow calls counted.
+    Guarded,
+    /// The other cluster is out: its breaker, the alone budget, slow calls not counted.
+    Alone,
+    /// Every breaker is open: no breaker, the alone budget.
+    Panic,
+}
+
+/// A cluster's failure within a read, and whether its breaker refused the
+/// call (nothing was sent) or the store failed.
+struct SideError {
+    error: StoreError,
+    refused: bool,
 }
 
 fn count_error(pair: &str, cluster: &str, kind: &'static str) {
     metrics::counter!("pricing_dual_errors_total", "pair" => pair.to_owned(), "cluster" => cluster.to_owned(), "kind" => kind)
         .increment(1);
-}
-
-fn kind_str(kind: StoreErrorKind) -> &'static str {
-    match kind {
-        StoreErrorKind::Timeout => "timeout",
-        StoreErrorKind::Unavailable => "unavailable",
-        StoreErrorKind::Protocol => "protocol",
-    }
 }
 
 #[async_trait]
@@ -431,7 +533,9 @@ impl DualWriter {
             Err(e) => {
                 metrics::counter!("pricing_dual_write_errors_total", "pair" => self.pair.clone(), "cluster" => name.to_owned())
                     .increment(1);
-                tracing::warn!(pair = %self.pair, cluster = name, error = %e, "dual write failed at one cluster");
+                crate::throttled!(|suppressed| {
+                    tracing::warn!(pair = %self.pair, cluster = name, error = %e, suppressed, "dual write failed at one cluster");
+                });
                 SideWrite::Failed(e)
             }
         }
@@ -613,6 +717,91 @@ mod tests {
         assert!(err.message.contains("redis-a") && err.message.contains("redis-b"), "{}", err.message);
     }
 
+    /// Opens both breakers: every call fails at both clusters until each
+    /// has seen `consecutive_failures` failures in a row.
+    async fn open_both(store: &DualStore) {
+        for _ in 0..100 {
+            let _ = store.fetch(&[101]).await;
+            if store.is_open(Cluster::A) && store.is_open(Cluster::B) {
+                return;
+            }
+        }
+        panic!("breakers did not open");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_every_breaker_open_calls_are_still_tried() {
+        let (store, a, b) = pair(DualSettings::default());
+        a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        b.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        open_both(&store).await;
+        let (na, nb) = (a.fetch_count(), b.fetch_count());
+        let err = store.fetch(&[101]).await.unwrap_err();
+        assert_eq!((err.store.as_str(), err.kind), ("redis", StoreErrorKind::Unavailable));
+        assert_eq!(a.fetch_count() + b.fetch_count(), na + nb + 2, "panic asks both clusters, breakers bypassed");
+
+        // One cluster comes back while both breakers are still open: the
+        // very next call is answered, not refused for the open period.
+        b.set_fault(Fault::None);
+        assert!(store.is_open(Cluster::A) && store.is_open(Cluster::B));
+        for _ in 0..20 {
+            let served = store.fetch_from(&[101, 102]).await.unwrap();
+            assert_eq!((served.cluster, served.records.len()), (Cluster::B, 2));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forced_cluster_with_an_open_breaker_is_still_tried() {
+        let (store, a, b) = pair(mode(ReadMode::OnlyA {}));
+        a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        for _ in 0..30 {
+            let _ = store.fetch(&[101]).await;
+        }
+        assert_eq!(store.breaker(Cluster::A).state(), BreakerState::Open);
+        a.set_fault(Fault::None);
+        let served = store.fetch_from(&[101]).await.unwrap();
+        assert_eq!(served.cluster, Cluster::A, "the only allowed cluster is asked despite its breaker");
+        assert_eq!(b.fetch_count(), 0, "a forced mode still never reads the other cluster");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cluster_left_standing_is_not_cut_off_for_being_slow() {
+        let settings = DualSettings::default();
+        assert!(settings.alone_timeout > Duration::from_millis(150));
+        let (store, a, b) = pair(settings);
+        a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        for _ in 0..200 {
+            store.fetch(&[101]).await.unwrap();
+            if store.is_open(Cluster::A) {
+                break;
+            }
+        }
+        assert_eq!(store.breaker(Cluster::A).state(), BreakerState::Open);
+        // B now carries the whole load and is slower than its own timeout
+        // (50 ms) and the slow-call threshold (100 ms), but still answers.
+        b.set_fault(Fault::Delay(Duration::from_millis(150)));
+        for _ in 0..200 {
+            let served = store.fetch_from(&[101]).await.expect("the survivor answers every call");
+            assert_eq!(served.cluster, Cluster::B);
+        }
+        assert_eq!(store.breaker(Cluster::B).state(), BreakerState::Closed, "the twin's breaker stays closed");
+
+        // With both clusters healthy again, the usual budget applies to B.
+        a.set_fault(Fault::None);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        for _ in 0..20 {
+            store.fetch(&[101]).await.unwrap();
+        }
+        assert_eq!(store.breaker(Cluster::A).state(), BreakerState::Closed);
+        store.settings().store(Arc::new(DualSettings { failover_in_forced_mode: true, ..mode(ReadMode::OnlyB {}) }));
+        let served = store.fetch_from(&[101]).await.unwrap();
+        assert_eq!(
+            (served.cluster, served.failed_over),
+            (Cluster::A, true),
+            "B at 150 ms is too slow when A can answer"
+        );
+    }
+
     #[tokio::test]
     async fn live_flip_takes_effect_on_the_next_call() {
         let (store, a, b) = pair(mode(ReadMode::OnlyA {}));
@@ -679,7 +868,10 @@ mod tests {
         assert_eq!(s.a.breaker.min_calls, 5);
         assert_eq!(s.b, ClusterSettings::default());
         assert!(!s.failover_in_forced_mode);
+        assert_eq!(s.alone_timeout, Duration::from_millis(250));
         s.validate().unwrap();
+        let alone: DualSettings = serde_json::from_str(r#"{"alone_timeout_ms": 0}"#).unwrap();
+        assert_eq!(alone.validate().unwrap_err().field, "alone_timeout_ms");
 
         let split: DualSettings = serde_json::from_str(r#"{"read": {"mode": "split"}}"#).unwrap();
         assert_eq!(split.read, ReadMode::Split { a_percent: 50 });

@@ -10,7 +10,9 @@
 //! (split, forced, same-room first, failover), [`cache`] is the moka cache and
 //! [`chain`] the tier chain behind it (coalescing, write-back,
 //! stale-if-error); [`settings`] holds the live-settings plumbing they share
-//! and [`fault`] a fault-injecting store for tests.
+//! and [`fault`] a fault-injecting store for tests; [`observe`] holds what
+//! every store call reports ([`StoreCall`]) and the log throttle hot paths
+//! share ([`LogThrottle`]).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -25,12 +27,14 @@ pub mod conformance;
 pub mod dual;
 pub mod fault;
 pub mod memory;
+pub mod observe;
 pub mod settings;
 
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
 pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
+pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 
 /// A record as the read path passes it around: shared, never copied per caller.
@@ -125,5 +129,7 @@ impl<T: RecordStore + ?Sized> RecordStore for Arc<T> {
 /// cannot become a record): the caller then treats the id as a miss.
 pub fn count_corrupt(store: &str, goods_id: GoodsId, error: &dyn std::fmt::Display) {
     metrics::counter!("pricing_store_corrupt_total", "store" => store.to_owned()).increment(1);
-    tracing::warn!(store, goods_id, %error, "corrupt record treated as a miss");
+    crate::throttled!(
+        |suppressed| tracing::warn!(store, goods_id, %error, suppressed, "corrupt record treated as a miss")
+    );
 }

@@ -102,7 +102,9 @@ impl DetailService {
         };
         let request = v1::BatchGetPricesRequest { goods_ids: vec![goods_id], context: Some(context) };
         let reply = list.client.clone().batch_get_prices(request).await.map_err(|status| {
-            tracing::warn!(goods_id, %status, "list fallback failed");
+            pricing_store::throttled!(
+                |suppressed| tracing::warn!(goods_id, %status, suppressed, "list fallback failed")
+            );
             ApiError::Unavailable(format!("list fallback: {}", status.message()))
         })?;
         let price = reply.into_inner().prices.into_iter().find(|p| p.goods_id == goods_id);
@@ -122,7 +124,7 @@ pub fn now_ms() -> i64 {
 
 fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
     metrics::counter!("pricing_unpriceable_total", "path" => "detail").increment(1);
-    tracing::error!(%error, what, "cannot price");
+    pricing_store::throttled!(|suppressed| tracing::error!(%error, what, suppressed, "cannot price"));
     ApiError::Internal(format!("{what}: cannot be priced"))
 }
 

@@ -57,7 +57,7 @@ pub struct Sources {
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, what, "detail source failed");
+    pricing_store::throttled!(|suppressed| tracing::warn!(error = %e, what, suppressed, "detail source failed"));
     ApiError::Unavailable(format!("{what} is unavailable: {e}"))
 }
 
@@ -118,7 +118,9 @@ impl Sources {
             Ok(records) => records.into_iter().map(|record| Found { record, tier: Tier::Redis }).collect(),
             Err(error) => {
                 metrics::counter!("pricing_detail_fallback_total", "from" => "redis", "to" => "mysql").increment(1);
-                tracing::warn!(%error, ids = ids.len(), "redis pair failed: reading mysql");
+                pricing_store::throttled!(
+                    |suppressed| tracing::warn!(%error, ids = ids.len(), suppressed, "redis pair failed: reading mysql")
+                );
                 Vec::new()
             }
         };
@@ -136,7 +138,9 @@ impl Sources {
                 let report = writer.put_each(&records).await;
                 metrics::counter!("pricing_detail_write_back_total").increment(records.len() as u64);
                 for (cluster, error) in report.failed() {
-                    tracing::warn!(?cluster, %error, "redis write-back failed");
+                    pricing_store::throttled!(
+                        |suppressed| tracing::warn!(?cluster, %error, suppressed, "redis write-back failed")
+                    );
                 }
             });
         }

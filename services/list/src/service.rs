@@ -48,7 +48,9 @@ impl ListPricing for ListService {
         let (ids, limited) = leave_out(ids, &hot);
         let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
         let hits = self.reader.read(&ids).await.map_err(|e| {
-            tracing::warn!(error = %e, batch = ids.len(), "list read failed");
+            pricing_store::throttled!(
+                |suppressed| tracing::warn!(error = %e, batch = ids.len(), suppressed, "list read failed")
+            );
             ApiError::Unavailable(format!("no store could answer: {e}"))
         })?;
         let caller = convert::caller(&ctx);
@@ -77,7 +79,9 @@ impl ListPricing for ListService {
                     // A record the engine cannot price (bad base price) is never
                     // answered with a made-up price: it is not found, and counted.
                     metrics::counter!("pricing_unpriceable_total", "path" => "list").increment(1);
-                    tracing::warn!(goods_id = id, %error, "record cannot be priced");
+                    pricing_store::throttled!(
+                        |suppressed| tracing::warn!(goods_id = id, %error, suppressed, "record cannot be priced")
+                    );
                     reply.not_found.push(id);
                 }
             }

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use hbase_thrift::hbase::{AlreadyExists, BatchMutation, ColumnDescriptor, Mutation, THbaseSyncClient, TRowResult};
 use pricing_record::keys::{HBASE_COLUMN, goods_id_from_row_key, hbase_row_key};
 use pricing_record::{GoodsId, decode_for, encode};
-use pricing_store::{RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind, WriteReport, count_corrupt};
+use pricing_store::{
+    RecordStore, RecordWriter, SharedRecord, StoreCall, StoreError, StoreErrorKind, WriteReport, count_corrupt,
+};
 
 use crate::client::Pool;
 use crate::{ConfigError, HbaseConfig};
@@ -95,16 +97,20 @@ impl HbaseStore {
         Ok(())
     }
 
-    async fn call<T, F>(&self, method: &str, f: F) -> Result<T, StoreError>
+    /// One Thrift call through the pool, with the store-level metrics of
+    /// [`StoreCall`] (`op` = the Thrift method; a call dropped by its caller
+    /// counts as cancelled) and throttled logging of failures.
+    async fn call<T, F>(&self, method: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut crate::client::Client) -> thrift::Result<T> + Send + 'static,
     {
+        let call = StoreCall::start(&self.name, method);
         let result = self.pool.call(f).await.map_err(|e| e.into_store_error(&self.name, method));
+        call.finish(&result);
         if let Err(error) = &result {
             metrics::counter!("pricing_store_hbase_errors_total", "store" => self.name.clone(), "kind" => format!("{:?}", error.kind))
                 .increment(1);
-            tracing::warn!(store = %self.name, method, kind = ?error.kind, message = %error.message, "hbase call failed");
         }
         result
     }

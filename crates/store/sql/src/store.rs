@@ -145,7 +145,9 @@ impl RecordStore for SqlStore {
         match self.load(ids).await {
             Ok(records) => Ok(records.into_iter().map(Arc::new).collect()),
             Err(error) => {
-                tracing::warn!(store = %self.name, %error, ids = ids.len(), "sql fetch failed");
+                pricing_store::throttled!(
+                    |suppressed| tracing::warn!(store = %self.name, %error, ids = ids.len(), suppressed, "sql fetch failed")
+                );
                 Err(error.into_store_error(&self.name))
             }
         }
