@@ -89,6 +89,8 @@ impl DetailStack {
             connect_timeout_ms: 200,
             response_timeout_ms: 200,
             key_ttl_ms: None,
+            topology_refresh_ms: 1_000,
+            replica_ack_timeout_ms: 0,
         };
         config.redis =
             Some(RedisPairConfig { a: cluster(&redis[0]), b: cluster(&redis[1]), settings: Default::default() });

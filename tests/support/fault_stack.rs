@@ -287,6 +287,8 @@ fn redis_pair_config(urls: &[String; 2], settings: DualSettings) -> RedisPairCon
         connect_timeout_ms: 500,
         response_timeout_ms: WIDE_BUDGET.as_millis() as u64,
         key_ttl_ms: None,
+        topology_refresh_ms: 1_000,
+        replica_ack_timeout_ms: 0,
     };
     RedisPairConfig { a: cluster(&urls[0]), b: cluster(&urls[1]), settings }
 }

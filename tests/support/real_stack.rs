@@ -239,6 +239,8 @@ fn list_config(redis: &[RedisServer; 2], hbase: &[HbaseTestServer; 2]) -> ListCo
         connect_timeout_ms: 500,
         response_timeout_ms: budget,
         key_ttl_ms: None,
+        topology_refresh_ms: 1_000,
+        replica_ack_timeout_ms: 0,
     };
     let hbase_cluster = |server: &HbaseTestServer| HbaseClusterConfig {
         addresses: vec![server.address()],

@@ -33,6 +33,22 @@ pub struct RedisClusterConfig {
     /// keeps them current).
     #[serde(default)]
     pub key_ttl_ms: Option<u64>,
+    /// Cluster only: how often the slot map is refreshed when nothing fails
+    /// (a failing call refreshes it at once).
+    #[serde(default = "default_topology_refresh_ms")]
+    pub topology_refresh_ms: u64,
+    /// Cluster only: how long a write waits for a replica's acknowledgement
+    /// (`WAIT 1`) when its master has one; 0 does not wait.
+    #[serde(default = "default_replica_ack_timeout_ms")]
+    pub replica_ack_timeout_ms: u64,
+}
+
+fn default_topology_refresh_ms() -> u64 {
+    RedisConfig::DEFAULT_TOPOLOGY_REFRESH.as_millis() as u64
+}
+
+fn default_replica_ack_timeout_ms() -> u64 {
+    RedisConfig::DEFAULT_REPLICA_ACK_TIMEOUT.as_millis() as u64
 }
 
 fn default_redis_connect_ms() -> u64 {
@@ -119,12 +135,14 @@ impl RedisClusterConfig {
         } else {
             RedisConfig::standalone(name, self.urls.first().cloned().unwrap_or_default())
         };
-        RedisConfig { urls: self.urls.clone(), ..base }
-            .with_timeouts(
-                Duration::from_millis(self.connect_timeout_ms),
-                Duration::from_millis(self.response_timeout_ms),
-            )
-            .with_key_ttl(self.key_ttl_ms.map(Duration::from_millis))
+        RedisConfig {
+            urls: self.urls.clone(),
+            topology_refresh: Duration::from_millis(self.topology_refresh_ms),
+            replica_ack_timeout: Some(Duration::from_millis(self.replica_ack_timeout_ms)).filter(|t| !t.is_zero()),
+            ..base
+        }
+        .with_timeouts(Duration::from_millis(self.connect_timeout_ms), Duration::from_millis(self.response_timeout_ms))
+        .with_key_ttl(self.key_ttl_ms.map(Duration::from_millis))
     }
 }
 

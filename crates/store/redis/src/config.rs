@@ -24,6 +24,18 @@ pub struct RedisConfig {
     /// until they are replaced or removed. Skipped (older) writes do not
     /// refresh it. Millisecond resolution.
     pub key_ttl: Option<Duration>,
+    /// Cluster only: how often the slot map is asked for (`CLUSTER SLOTS`)
+    /// when nothing goes wrong; a failing call asks at once (at most every
+    /// 200 ms). Bounds how long a running process takes to see a promoted
+    /// replica or a moved slot that no call has tripped over.
+    pub topology_refresh: Duration,
+    /// Cluster only: after a write, wait this long for one replica to
+    /// acknowledge it (`WAIT 1`) when the master has a live replica; an
+    /// unacknowledged write is retried, then reported failed (the projector
+    /// queues it), so a failover right after the write cannot lose it.
+    /// `None`: do not wait (a write acknowledged only by the master can be
+    /// lost when it dies before its replica has it).
+    pub replica_ack_timeout: Option<Duration>,
 }
 
 impl RedisConfig {
@@ -34,6 +46,12 @@ impl RedisConfig {
     /// about a millisecond; beyond 250 ms the dual-cluster combinator is
     /// better off asking the other cluster.
     pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+    /// Default slot-map refresh: once a second, about a kilobyte per node
+    /// asked; a promotion is seen within about a second even with no traffic.
+    pub const DEFAULT_TOPOLOGY_REFRESH: Duration = Duration::from_secs(1);
+    /// Default replica acknowledgement wait: replication on one network takes
+    /// well under a millisecond; 100 ms covers a busy replica.
+    pub const DEFAULT_REPLICA_ACK_TIMEOUT: Duration = Duration::from_millis(100);
 
     /// One standalone server with the default timeouts and no key TTL.
     pub fn standalone(name: impl Into<String>, url: impl Into<String>) -> RedisConfig {
@@ -44,6 +62,8 @@ impl RedisConfig {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
             key_ttl: None,
+            topology_refresh: Self::DEFAULT_TOPOLOGY_REFRESH,
+            replica_ack_timeout: Some(Self::DEFAULT_REPLICA_ACK_TIMEOUT),
         }
     }
 
@@ -97,6 +117,12 @@ impl RedisConfig {
             && ttl < Duration::from_millis(1)
         {
             return Err(ConfigError::TtlBelowOneMillisecond(ttl));
+        }
+        if self.topology_refresh < Duration::from_millis(10) {
+            return Err(ConfigError::ZeroTimeout("topology_refresh (at least 10 ms)"));
+        }
+        if self.replica_ack_timeout.is_some_and(|t| t < Duration::from_millis(1)) {
+            return Err(ConfigError::ZeroTimeout("replica_ack_timeout (at least 1 ms)"));
         }
         Ok(())
     }

@@ -2,8 +2,10 @@
 //!
 //! Layout: [`RedisStore`] (in `store`) implements [`pricing_store::RecordStore`]
 //! and [`pricing_store::RecordWriter`] over either one standalone server (a
-//! reconnecting multiplexed connection) or a Redis Cluster (the async cluster
-//! client), chosen by [`RedisConfig::cluster`]; [`config`] holds the settings
+//! reconnecting multiplexed connection) or a Redis Cluster (`cluster`: slot
+//! routing of our own over one multiplexed connection per node, a topology
+//! refreshed in the background, one pipeline per node per batch, writes
+//! retried through failovers), chosen by [`RedisConfig::cluster`]; [`config`] holds the settings
 //! and their validation; [`script`] holds the Lua version guard that makes
 //! versions only move forward, atomically on the server.
 //!
@@ -15,13 +17,18 @@
 //!
 //! Metrics (label `store` = the configured name, `op` = fetch | put | remove):
 //! `pricing_store_requests_total{store,op}`,
-//! `pricing_store_errors_total{store,op,kind}` (kind = timeout | unavailable | protocol),
+//! `pricing_store_errors_total{store,op,kind}` (kind = timeout | unavailable | protocol | cancelled),
 //! `pricing_store_latency_seconds{store,op}` (histogram),
 //! `pricing_store_keys_requested_total{store}`, `pricing_store_keys_found_total{store}`,
 //! `pricing_store_writes_total{store,outcome}` (outcome = written | skipped_older),
-//! and `pricing_store_corrupt_total{store}` from `pricing-store`.
+//! and `pricing_store_corrupt_total{store}` from `pricing-store`; on a Cluster
+//! also `pricing_redis_topology_refresh_total{store,outcome}`,
+//! `pricing_redis_topology_changes_total{store}`,
+//! `pricing_redis_redirects_total{store,kind}` (kind = redirect | tryagain) and
+//! `pricing_redis_write_retries_total{store}`.
 #![forbid(unsafe_code)]
 
+mod cluster;
 pub mod config;
 pub mod script;
 mod store;

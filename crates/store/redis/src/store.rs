@@ -1,28 +1,21 @@
 //! [`RedisStore`]: the record store over one Redis server or a Redis Cluster.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use pricing_record::keys::redis_key;
 use pricing_record::{GoodsId, decode_for, encode};
-use pricing_store::{RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind, WriteReport, count_corrupt};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::Slot;
-use redis::{Cmd, ErrorKind, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
+use pricing_store::{
+    RecordStore, RecordWriter, SharedRecord, StoreCall, StoreError, StoreErrorKind, WriteReport, count_corrupt,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
+use crate::cluster::Router;
 use crate::config::{ConfigError, RedisConfig};
 use crate::script::VERSION_GUARD;
-
-/// How many times the cluster client retries a request that met a
-/// redirection (MOVED/ASK during resharding) or a dropped node connection.
-/// Kept low: failing over to the other cluster is the combinator's job, and
-/// the call deadline bounds the total anyway.
-const CLUSTER_RETRIES: u32 = 3;
 
 /// Goods records in Redis: one key per goods id ([`redis_key`]), the record
 /// codec's bytes as the value.
@@ -41,45 +34,17 @@ pub struct RedisStore {
     conn: Conn,
 }
 
-/// The connection behind the store, chosen by [`RedisConfig::cluster`]. Both
-/// are multiplexed handles: clones share one TCP connection per server, and
-/// concurrent calls are pipelined on it.
+/// The connection behind the store, chosen by [`RedisConfig::cluster`].
 #[derive(Clone)]
 enum Conn {
-    /// Reconnects by itself: a call that finds the connection broken fails,
-    /// and starts a new connection in the background for the next calls.
+    /// A multiplexed connection (clones share one TCP connection; concurrent
+    /// calls are pipelined on it) that reconnects by itself: a call that
+    /// finds the connection broken fails, and starts a new connection in the
+    /// background for the next calls.
     Standalone(ConnectionManager),
-    /// Keeps one multiplexed connection per node and the slot map; follows
-    /// MOVED/ASK and refreshes the slot map by itself.
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Standalone(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Standalone(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
+    /// Our own slot routing over one multiplexed connection per node (see
+    /// [`crate::cluster`] for why not redis-rs' cluster client).
+    Cluster(Arc<Router>),
 }
 
 impl RedisStore {
@@ -93,17 +58,11 @@ impl RedisStore {
             return Err(ConfigError::NoRuntime);
         }
         let conn = if config.cluster {
-            let client = ClusterClientBuilder::new(config.urls.iter().map(String::as_str))
-                .connection_timeout(config.connect_timeout)
-                .response_timeout(config.response_timeout)
-                .overall_response_timeout(Some(config.call_deadline()))
-                .retries(CLUSTER_RETRIES)
-                .build()
-                .map_err(|e| ConfigError::InvalidUrl { url: config.urls.join(","), message: e.to_string() })?;
-            let cluster_config = ClusterConfig::new()
-                .set_connection_timeout(config.connect_timeout)
-                .set_response_timeout(config.response_timeout);
-            Conn::Cluster(client.get_pending_async_connection_with_config(cluster_config))
+            for url in &config.urls {
+                redis::Client::open(url.as_str())
+                    .map_err(|e| ConfigError::InvalidUrl { url: url.clone(), message: e.to_string() })?;
+            }
+            Conn::Cluster(Router::start(&config))
         } else {
             let url = &config.urls[0];
             let invalid = |e: RedisError| ConfigError::InvalidUrl { url: url.clone(), message: e.to_string() };
@@ -125,45 +84,17 @@ impl RedisStore {
     }
 
     /// Runs one store call: bounded by the call deadline, errors classified,
-    /// metrics recorded (requests, errors by kind, latency).
+    /// metrics recorded (requests, errors by kind, latency; a call its caller
+    /// drops is counted as cancelled).
     async fn call<T>(&self, op: &'static str, work: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
-        let store = self.name.to_string();
-        metrics::counter!("pricing_store_requests_total", "store" => store.clone(), "op" => op).increment(1);
-        let started = Instant::now();
+        let call = StoreCall::start(&self.name, op);
         let result = match tokio::time::timeout(self.config.call_deadline(), work).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError::new(store.clone(), classify(&error), error)),
-            Err(_) => Err(StoreError::timeout(store.clone())),
+            Ok(Err(error)) => Err(StoreError::new(self.name.to_string(), classify(&error), error)),
+            Err(_) => Err(StoreError::timeout(self.name.to_string())),
         };
-        let elapsed = started.elapsed();
-        metrics::histogram!("pricing_store_latency_seconds", "store" => store.clone(), "op" => op)
-            .record(elapsed.as_secs_f64());
-        if let Err(error) = &result {
-            let kind = kind_label(error.kind);
-            metrics::counter!("pricing_store_errors_total", "store" => store.clone(), "op" => op, "kind" => kind)
-                .increment(1);
-            tracing::debug!(store, op, kind, elapsed_ms = elapsed.as_millis() as u64, message = %error.message, "redis call failed");
-        }
+        call.finish(&result);
         result
-    }
-
-    /// Groups record indices for script calls: all together on a standalone
-    /// server; by hash slot on a Cluster, where one script's keys must share
-    /// a slot. Keys keep their batch order inside a group.
-    fn script_groups(&self, keys: &[String]) -> Vec<Vec<usize>> {
-        if !self.config.cluster {
-            return vec![(0..keys.len()).collect()];
-        }
-        let mut slot_index: HashMap<Slot, usize> = HashMap::new();
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let group = *slot_index.entry(Slot::for_key(key)).or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-            groups[group].push(i);
-        }
-        groups
     }
 }
 
@@ -173,10 +104,9 @@ impl RecordStore for RedisStore {
         &self.name
     }
 
-    /// One MGET for the whole batch (duplicates asked once). On a Cluster the
-    /// client splits that MGET into one MGET per hash slot, sends them all at
-    /// once (pipelined on each node's connection) and puts the answers back
-    /// in key order.
+    /// One MGET for the whole batch (duplicates asked once). On a Cluster
+    /// one pipeline per node (one MGET per hash slot), all nodes at once, the
+    /// answers put back in key order.
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -186,8 +116,10 @@ impl RecordStore for RedisStore {
         let keys: Vec<String> = unique.iter().map(|id| redis_key(*id)).collect();
         let values = self
             .call("fetch", async {
-                let mut conn = self.conn.clone();
-                let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+                let values: Vec<Option<Vec<u8>>> = match &self.conn {
+                    Conn::Standalone(conn) => redis::cmd("MGET").arg(&keys).query_async(&mut conn.clone()).await?,
+                    Conn::Cluster(router) => router.mget(&keys).await?,
+                };
                 if values.len() != keys.len() {
                     return Err(unexpected("MGET answered a different number of values than keys asked", values.len()));
                 }
@@ -239,30 +171,32 @@ impl RecordWriter for RedisStore {
             keys.push(redis_key(record.goods_id));
             values.push(bytes);
         }
-        let groups = self.script_groups(&keys);
         let ttl_ms = self.config.ttl_millis();
-        let outcomes = self
+        let flags = self
             .call("put", async {
-                let calls = groups.iter().map(|group| {
-                    let mut conn = self.conn.clone();
-                    let (keys, values) = (&keys, &values);
-                    async move {
+                let flags: Vec<i64> = match &self.conn {
+                    Conn::Standalone(conn) => {
                         let mut invocation = VERSION_GUARD.prepare_invoke();
                         invocation.arg(ttl_ms);
-                        for &i in group {
-                            invocation.key(&keys[i]).arg(values[i].as_ref());
+                        for (key, value) in keys.iter().zip(&values) {
+                            invocation.key(key).arg(value.as_ref());
                         }
-                        let flags: Vec<i64> = invocation.invoke_async(&mut conn).await?;
-                        if flags.len() != group.len() || flags.iter().any(|f| !matches!(f, 0 | 1)) {
-                            return Err(unexpected("version guard answered an unexpected reply", flags.len()));
-                        }
-                        Ok(flags)
+                        invocation.invoke_async(&mut conn.clone()).await?
                     }
-                });
-                futures::future::try_join_all(calls).await
+                    Conn::Cluster(router) => {
+                        // Retries of a failover stop a little before the call's deadline.
+                        let deadline = tokio::time::Instant::now() + self.config.call_deadline().mul_f32(0.9);
+                        let values: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+                        router.put(&keys, &values, ttl_ms, deadline).await?
+                    }
+                };
+                if flags.len() != keys.len() || flags.iter().any(|f| !matches!(f, 0 | 1)) {
+                    return Err(unexpected("version guard answered an unexpected reply", flags.len()));
+                }
+                Ok(flags)
             })
             .await?;
-        let written = outcomes.iter().flatten().filter(|f| **f == 1).count();
+        let written = flags.iter().filter(|f| **f == 1).count();
         let report = WriteReport { written, skipped_older: records.len() - written };
         let store = self.name.to_string();
         metrics::counter!("pricing_store_writes_total", "store" => store.clone(), "outcome" => "written")
@@ -280,8 +214,12 @@ impl RecordWriter for RedisStore {
         }
         let keys: Vec<String> = ids.iter().map(|id| redis_key(*id)).collect();
         self.call("remove", async {
-            let mut conn = self.conn.clone();
-            redis::cmd("UNLINK").arg(&keys).query_async::<i64>(&mut conn).await.map(drop)
+            match &self.conn {
+                Conn::Standalone(conn) => {
+                    redis::cmd("UNLINK").arg(&keys).query_async::<i64>(&mut conn.clone()).await.map(drop)
+                }
+                Conn::Cluster(router) => router.unlink(&keys).await,
+            }
         })
         .await
     }
@@ -315,14 +253,6 @@ fn classify(error: &RedisError) -> StoreErrorKind {
     }
 }
 
-fn kind_label(kind: StoreErrorKind) -> &'static str {
-    match kind {
-        StoreErrorKind::Timeout => "timeout",
-        StoreErrorKind::Unavailable => "unavailable",
-        StoreErrorKind::Protocol => "protocol",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,26 +273,6 @@ mod tests {
         assert_eq!(classify(&down), StoreErrorKind::Unavailable);
         let script = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "ERR script"));
         assert_eq!(classify(&script), StoreErrorKind::Protocol);
-    }
-
-    #[tokio::test]
-    async fn cluster_scripts_are_grouped_by_slot_and_standalone_in_one_call() {
-        let keys: Vec<String> = (1..=40).map(redis_key).collect();
-        let standalone = RedisStore::new(RedisConfig::standalone("redis-a", "redis://127.0.0.1:1/")).unwrap();
-        assert_eq!(standalone.script_groups(&keys), vec![(0..40).collect::<Vec<_>>()]);
-
-        let cluster = RedisStore::new(RedisConfig::cluster("redis-b", ["redis://127.0.0.1:1/"])).unwrap();
-        let groups = cluster.script_groups(&keys);
-        let mut all: Vec<usize> = groups.iter().flatten().copied().collect();
-        all.sort_unstable();
-        assert_eq!(all, (0..40).collect::<Vec<_>>(), "every key in exactly one group");
-        for group in &groups {
-            let slot = Slot::for_key(&keys[group[0]]);
-            assert!(group.iter().all(|i| Slot::for_key(&keys[*i]) == slot), "a group spans slots");
-            assert!(group.windows(2).all(|w| w[0] < w[1]), "batch order kept inside a group");
-        }
-        let slots: HashSet<Slot> = keys.iter().map(Slot::for_key).collect();
-        assert_eq!(groups.len(), slots.len());
     }
 
     #[test]
