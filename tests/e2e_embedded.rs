@@ -228,6 +228,35 @@ async fn price_order_flags_a_price_changed_since_the_preview() {
     stack.stop().await;
 }
 
+#[tokio::test]
+async fn price_order_refuses_an_expired_preview_quote() {
+    use pricing_detail::quote::{Quote, QuoteSigner, QuotedLine};
+    let stack = Stack::embedded().await;
+    let mut detail = stack.detail().await;
+    let cart = lines(&[(30, 1)]);
+    let order = |quote: String| PriceOrderRequest {
+        context: Some(app("user-1")),
+        lines: cart.clone(),
+        coupon_ids: vec![],
+        preview_quote_id: quote,
+        expected_payable_total: String::new(),
+    };
+    // Signed with the stack's own secret, so only the expiry is wrong.
+    let signer = QuoteSigner::new(b"test-secret");
+    let now = pricing_detail::service::now_ms();
+    let line = QuotedLine::new(30, 1, dec("30.00"), dec("30.00"));
+    let expired = signer.sign(&Quote { expires_ms: now - 1_000, lines: vec![line] });
+    let status = detail.price_order(order(expired)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().starts_with("preview_quote_id"), "{}", status.message());
+    assert!(status.message().contains("expired"), "{}", status.message());
+
+    let valid = signer.sign(&Quote { expires_ms: now + 60_000, lines: vec![line] });
+    let reply = detail.price_order(order(valid)).await.unwrap().into_inner();
+    assert!(!reply.lines[0].price_changed, "a live quote for the same price is accepted");
+    stack.stop().await;
+}
+
 /// Asserts INVALID_ARGUMENT with the field named in the message and the details.
 fn assert_invalid(status: tonic::Status, field: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");

@@ -369,14 +369,30 @@ impl DetailPricing for DetailService {
         let lines = validate::order_lines("lines", &request.lines)?;
         let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
         let expected = validate::optional_money("expected_payable_total", &request.expected_payable_total)?;
+        let now = now_ms();
         let previous = match request.preview_quote_id.as_str() {
             "" => None,
-            id => Some(self.signer.verify(id).map_err(|e| ApiError::invalid("preview_quote_id", e.to_string()))?),
+            id => {
+                let quote = self.signer.verify(id).map_err(|e| ApiError::invalid("preview_quote_id", e.to_string()))?;
+                // A preview is a promise for its lifetime only: past it the
+                // buyer must look at the prices again, not be charged silently.
+                if quote.expires_ms < now {
+                    return Err(ApiError::FailedPrecondition {
+                        field: "preview_quote_id".into(),
+                        description: format!(
+                            "the preview quote expired {} ms ago; preview the order again",
+                            now - quote.expires_ms
+                        ),
+                    }
+                    .into());
+                }
+                Some(quote)
+            }
         };
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
         let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Order, &route).await?;
         let payable_total = result.cart.payable_total;
-        let (mut reply, quote) = self.reply(result, now_ms());
+        let (mut reply, quote) = self.reply(result, now);
         if let Some(previous) = previous {
             for (line, now_quoted) in reply.lines.iter_mut().zip(&quote.lines) {
                 line.price_changed =
