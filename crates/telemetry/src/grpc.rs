@@ -1,6 +1,6 @@
 //! Serving one gRPC service the way every server here does: health (with
-//! NOT_SERVING while draining), reflection (v1 and v1alpha), per-call metrics, an optional
-//! `/metrics` endpoint, graceful shutdown.
+//! NOT_SERVING while draining), reflection (v1 and v1alpha), per-call
+//! metrics, an optional `/metrics` endpoint, graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,11 +1,11 @@
 //! Prometheus metrics, tracing, and the gRPC serving glue both servers share.
 //!
 //! Layout: [`init_logs`] sets up structured logs once (text, coloured only
-//! on a terminal, or JSON lines); [`prometheus`]
-//! installs the process-wide metrics recorder once and [`serve_metrics`]
-//! answers `GET /metrics` on its own listener; [`GrpcMetricsLayer`] counts
-//! every call by method and status with its latency; [`drain`] turns a
-//! shutdown signal into "health NOT_SERVING, wait, then stop accepting".
+//! on a terminal, or JSON lines); [`prometheus`] installs the process-wide
+//! metrics recorder once and [`serve_metrics`] answers `GET /metrics` on its
+//! own listener; [`GrpcMetricsLayer`] counts every call by method and status
+//! with its latency; [`drain`] turns a shutdown signal into "health
+//! NOT_SERVING, wait, then stop accepting".
 #![forbid(unsafe_code)]
 
 mod grpc;
