@@ -399,6 +399,42 @@ async fn health_reflection_and_drain() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"pricing.v1.DetailPricing".to_owned()), "{names:?}");
 
+    // So does v1alpha, the only version the Python grpcio-reflection client,
+    // older grpcurl and several GUI clients speak; and it resolves a symbol
+    // to the file that defines it.
+    {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let mut reflection = ServerReflectionClient::new(channel(stack.list_addr).await);
+        let reqs = vec![
+            ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            },
+            ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::FileContainingSymbol("pricing.v1.ListPricing".into())),
+            },
+        ];
+        let mut stream = reflection.server_reflection_info(tokio_stream::iter(reqs)).await.unwrap().into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            stream.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("expected a v1alpha service list");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(names.contains(&"pricing.v1.ListPricing".to_owned()), "{names:?}");
+        assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+        let Some(MessageResponse::FileDescriptorResponse(files)) =
+            stream.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("expected a v1alpha file descriptor");
+        };
+        assert!(!files.file_descriptor_proto.is_empty());
+    }
+
     // On shutdown the list server reports NOT_SERVING during its drain grace
     // while still answering calls.
     stack.begin_shutdown();
@@ -416,4 +452,66 @@ async fn health_reflection_and_drain() {
     // Metrics saw the calls, by method and code.
     let rendered = pricing_telemetry::prometheus().render();
     assert!(rendered.contains("pricing_grpc_requests_total"), "metrics rendered");
+}
+
+/// Whoever copies or backs up the database file alone after a clean stop
+/// gets the whole catalogue: each server closes its pool on shutdown, and
+/// SQLite checkpoints its write-ahead log into the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_leaves_the_whole_catalogue_in_the_database_file() {
+    const GOODS: u64 = 300;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut list = pricing_list::ListConfig::default();
+    list.source.embedded_path = dir.path().join("list.db");
+    list.source.demo_goods = GOODS;
+    list.server.metrics_listen = None;
+    let mut detail = pricing_detail::DetailConfig::default();
+    detail.source.embedded_path = dir.path().join("detail.db");
+    detail.source.demo_goods = GOODS;
+    detail.server.metrics_listen = None;
+    detail.checkout.quote_secret = "test-secret".into();
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let list_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let detail_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let list_addr = list_listener.local_addr().unwrap();
+    let list_task = tokio::spawn(pricing_list::serve(list_listener, list, until_stopped()));
+    let detail_task = tokio::spawn(pricing_detail::serve(detail_listener, detail, until_stopped()));
+    // Serving: the list server answers from its database.
+    let client = pricing_proto::v1::list_pricing_client::ListPricingClient::new(channel(list_addr).await);
+    let reply = pricing_testkit::net::eventually("the list server to answer", Duration::from_secs(60), || {
+        let mut client = client.clone();
+        async move {
+            let request = BatchGetPricesRequest { goods_ids: vec![1, GOODS], context: Some(app("user-1")) };
+            client.batch_get_prices(request).await.ok()
+        }
+    })
+    .await;
+    assert_eq!(reply.into_inner().prices.len(), 2);
+    drop(client);
+
+    stop.send(true).unwrap();
+    list_task.await.unwrap().expect("list server");
+    detail_task.await.unwrap().expect("detail server");
+    for name in ["list.db", "detail.db"] {
+        let db = dir.path().join(name);
+        let wal = dir.path().join(format!("{name}-wal"));
+        let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(wal_len, 0, "{name}: the write-ahead log still holds {wal_len} bytes after a clean stop");
+        let copy_dir = tempfile::tempdir().expect("temp dir");
+        let copy = copy_dir.path().join("copy.db");
+        std::fs::copy(&db, &copy).expect("copy the database file alone");
+        let options =
+            pricing_store_sql::SqlOptions { statement_timeout: Duration::from_secs(60), ..Default::default() };
+        let store = pricing_store_sql::SqlStore::open_embedded_with(&copy, options).await.expect("open the copy");
+        let ids: Vec<u64> = (1..=GOODS).collect();
+        assert_eq!(store.load(&ids).await.unwrap().len(), GOODS as usize, "{name} alone holds every goods");
+        store.close().await;
+    }
 }

@@ -3,15 +3,17 @@
 //! helm/tools/helm_chart.py (tests/run.sh installs the package). The script
 //! prints each rendered object flattened, one leaf per line, so these tests
 //! assert on exact fields; the server config files the chart renders are fed
-//! to the servers' own config parsers.
+//! to the servers' own config parsers, and the control file to the control
+//! crate's parser.
 //!
-//! Without helm-python-sdk (no pip, no network) every test says so on stderr
-//! and passes without checking anything.
+//! Without helm-python-sdk every test fails, naming the package: a run that
+//! cannot check the chart is not a green run.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
+use pricing_control::{CallerAccount, ControlConfig};
 use pricing_detail::DetailConfig;
 use pricing_list::ListConfig;
 
@@ -27,22 +29,21 @@ fn production() -> String {
     workspace().join("helm/examples/production.yaml").display().to_string()
 }
 
-/// Runs the helper; `None` when helm-python-sdk is not installed.
-fn helm(args: &[&str]) -> Option<std::process::Output> {
+/// Runs the helper; fails the test when helm-python-sdk is not installed.
+fn helm(args: &[&str]) -> std::process::Output {
     let script = workspace().join("helm/tools/helm_chart.py");
     let output = Command::new("python3")
         .arg(&script)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
-    if output.status.code() == Some(2) {
-        eprintln!(
-            "SKIPPED: helm-python-sdk is not installed (pip install helm-python-sdk; tests/run.sh does it): {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        return None;
-    }
-    Some(output)
+    assert_ne!(
+        output.status.code(),
+        Some(2),
+        "helm-python-sdk is not installed, so the chart cannot be checked (pip install helm-python-sdk; tests/run.sh does it): {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    output
 }
 
 /// Every rendered object: "Kind/name" -> leaf path -> JSON value.
@@ -115,7 +116,7 @@ fn json_string(json: &str) -> String {
 
 /// Renders with values files and `--set-json` expressions; `Err(stderr)`
 /// when the chart refuses the values.
-fn try_render(files: &[&str], set_json: &[&str]) -> Option<Result<Rendered, String>> {
+fn try_render(files: &[&str], set_json: &[&str]) -> Result<Rendered, String> {
     let chart = chart();
     let mut args = vec!["render", chart.as_str()];
     args.extend_from_slice(files);
@@ -123,9 +124,9 @@ fn try_render(files: &[&str], set_json: &[&str]) -> Option<Result<Rendered, Stri
         args.push("--set-json");
         args.push(expression);
     }
-    let output = helm(&args)?;
+    let output = helm(&args);
     if !output.status.success() {
-        return Some(Err(String::from_utf8_lossy(&output.stderr).into_owned()));
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
     let mut objects: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for line in String::from_utf8(output.stdout).expect("utf-8").lines() {
@@ -136,11 +137,11 @@ fn try_render(files: &[&str], set_json: &[&str]) -> Option<Result<Rendered, Stri
         objects.entry(object.to_owned()).or_default().insert(path.to_owned(), value.to_owned());
     }
     assert!(!objects.is_empty(), "the chart rendered nothing");
-    Some(Ok(Rendered(objects)))
+    Ok(Rendered(objects))
 }
 
-fn render(files: &[&str], set_json: &[&str]) -> Option<Rendered> {
-    try_render(files, set_json).map(|r| r.unwrap_or_else(|stderr| panic!("render failed: {stderr}")))
+fn render(files: &[&str], set_json: &[&str]) -> Rendered {
+    try_render(files, set_json).unwrap_or_else(|stderr| panic!("render failed: {stderr}"))
 }
 
 /// The config file a pod reads: the ConfigMap's file with its
@@ -165,7 +166,7 @@ fn chart_lints_clean_with_default_and_production_values() {
     let chart = chart();
     let production = production();
     for args in [vec!["lint", chart.as_str()], vec!["lint", chart.as_str(), production.as_str()]] {
-        let Some(output) = helm(&args) else { return };
+        let output = helm(&args);
         let report = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -178,7 +179,7 @@ fn chart_lints_clean_with_default_and_production_values() {
 
 #[test]
 fn both_servers_have_grpc_probes_on_their_grpc_port_and_outlast_their_drain() {
-    let Some(r) = render(&[], &[]) else { return };
+    let r = render(&[], &[]);
     for (server, port) in SERVERS {
         let deployment = format!("Deployment/{server}");
         assert_eq!(r.json(&deployment, &format!("{CONTAINER}.ports[0].containerPort")), port.to_string());
@@ -216,9 +217,11 @@ fn both_servers_have_grpc_probes_on_their_grpc_port_and_outlast_their_drain() {
 
 #[test]
 fn the_control_configmap_is_mounted_as_a_directory_and_a_switch_flip_restarts_nothing() {
-    let Some(r) = render(&[], &[]) else { return };
+    let r = render(&[], &[]);
     let control = r.str("ConfigMap/pricing-control", "data.control.toml");
-    assert!(control.contains("version = 1"), "{control}");
+    let parsed = ControlConfig::parse(&control).unwrap_or_else(|e| panic!("the control file: {e}\n{control}"));
+    assert_eq!(parsed.limits.max_concurrent, 4096, "values control.config: {parsed:?}");
+    assert!(parsed.callers.is_empty() && !parsed.detail.redis_bypass, "{parsed:?}");
     for (server, _) in SERVERS {
         let deployment = format!("Deployment/{server}");
         let volumes = r.under(&deployment, "spec.template.spec.volumes[");
@@ -243,7 +246,7 @@ fn the_control_configmap_is_mounted_as_a_directory_and_a_switch_flip_restarts_no
             "{server}: a subPath mount never sees ConfigMap updates"
         );
         let args = r.list(&deployment, &format!("{CONTAINER}.args"));
-        assert_eq!(args, ["--config", "/run/pricing/config.toml"]);
+        assert_eq!(args, ["--config", "/run/pricing/config.toml", "--log-format", "json"]);
         // The server's config names the file inside the mounted directory.
         let text = pod_config(&r, &format!("{server}-config"));
         let control_file = if server == "pricing-list" {
@@ -256,13 +259,15 @@ fn the_control_configmap_is_mounted_as_a_directory_and_a_switch_flip_restarts_no
 
     // A new control file leaves every pod template as it was (no rollout);
     // a new server config rolls the list pods.
-    let Some(flipped) = render(&[], &[r#"control.config="[detail]\nredis_bypass = true\n""#]) else { return };
-    assert!(flipped.str("ConfigMap/pricing-control", "data.control.toml").contains("redis_bypass = true"));
+    let flipped = render(&[], &[r#"control.config="[detail]\nredis_bypass = true\n""#]);
+    let flipped_control = ControlConfig::parse(&flipped.str("ConfigMap/pricing-control", "data.control.toml"))
+        .expect("the flipped control file parses");
+    assert!(flipped_control.detail.redis_bypass);
     for (server, _) in SERVERS {
         let deployment = format!("Deployment/{server}");
         assert_eq!(r.under(&deployment, "spec.template."), flipped.under(&deployment, "spec.template."), "{server}");
     }
-    let Some(reconfigured) = render(&[], &[r#"list.server={"log":"debug"}"#]) else { return };
+    let reconfigured = render(&[], &[r#"list.server={"log":"debug"}"#]);
     let checksum = "spec.template.metadata.annotations.checksum/config";
     assert_ne!(r.json("Deployment/pricing-list", checksum), reconfigured.json("Deployment/pricing-list", checksum));
     assert_eq!(r.json("Deployment/pricing-detail", checksum), reconfigured.json("Deployment/pricing-detail", checksum));
@@ -270,7 +275,7 @@ fn the_control_configmap_is_mounted_as_a_directory_and_a_switch_flip_restarts_no
 
 #[test]
 fn pdbs_autoscalers_and_zone_spread_cover_both_servers() {
-    let Some(r) = render(&[], &[]) else { return };
+    let r = render(&[], &[]);
     for (server, _) in SERVERS {
         let pdb = format!("PodDisruptionBudget/{server}");
         assert_eq!(r.json(&pdb, "spec.maxUnavailable"), "1");
@@ -282,7 +287,7 @@ fn pdbs_autoscalers_and_zone_spread_cover_both_servers() {
             "topology.kubernetes.io/zone"
         );
     }
-    let Some(off) = render(&[], &[r#"list.pdb={"enabled":false}"#]) else { return };
+    let off = render(&[], &[r#"list.pdb={"enabled":false}"#]);
     assert!(!off.has("PodDisruptionBudget/pricing-list"));
     assert!(off.has("PodDisruptionBudget/pricing-detail"));
 }
@@ -290,9 +295,9 @@ fn pdbs_autoscalers_and_zone_spread_cover_both_servers() {
 #[test]
 fn production_values_render_the_projector_loop_cronjobs_monitoring_and_parseable_configs() {
     let production = production();
-    let Some(r) = render(&[&production], &[]) else { return };
+    let r = render(&[&production], &[]);
     let loop_args = r.list("Deployment/pricing-projector-incremental", &format!("{CONTAINER}.args"));
-    assert_eq!(loop_args, ["--config", "/run/pricing/config.toml", "incremental"]);
+    assert_eq!(loop_args, ["--config", "/run/pricing/config.toml", "--log-format", "json", "incremental"]);
     assert_eq!(r.str("Deployment/pricing-projector-incremental", "spec.strategy.type"), "Recreate");
     let cronjobs = r.kinds("CronJob");
     assert_eq!(
@@ -302,15 +307,15 @@ fn production_values_render_the_projector_loop_cronjobs_monitoring_and_parseable
     for task in ["full", "reconcile", "purge"] {
         let cronjob = format!("CronJob/pricing-projector-{task}");
         let args = r.list(&cronjob, "spec.jobTemplate.spec.template.spec.containers[0].args");
-        assert_eq!(args, ["--config", "/run/pricing/config.toml", task], "{cronjob}");
+        assert_eq!(args, ["--config", "/run/pricing/config.toml", "--log-format", "json", task], "{cronjob}");
         assert_eq!(r.str(&cronjob, "spec.concurrencyPolicy"), "Forbid");
         assert_eq!(r.str(&cronjob, "spec.jobTemplate.spec.template.spec.restartPolicy"), "Never");
     }
     assert_eq!(r.json("CronJob/pricing-projector-full", "spec.suspend"), "true", "full sync runs by hand");
 
     // The configs the pods read parse with the binaries' own parsers (the
-    // projector's and the control file's parsers are not dependencies of
-    // this crate: their keys are checked by helm/README.md's manual step).
+    // projector's parser is not a dependency of this crate: its keys are
+    // checked by helm/README.md's manual step).
     let list = ListConfig::parse(&pod_config(&r, "pricing-list-config")).expect("list config");
     assert_eq!(list.read.tiers, ["redis", "hbase"]);
     assert!(list.source.database_url.as_deref().is_some_and(|u| u.starts_with("mysql://")));
@@ -325,23 +330,26 @@ fn production_values_render_the_projector_loop_cronjobs_monitoring_and_parseable
             assert!(!value.contains("CHANGE-ME"), "{config_map} holds a credential");
         }
     }
+    // The control file parses with the control crate's own parser, and the
+    // hash it holds is the hash of the token the Secret gives the caller.
     let control = r.str("ConfigMap/pricing-control", "data.control.toml");
-    assert!(control.contains("[callers.list-web]\ntoken_sha256 = \""), "{control}");
-    assert_eq!(r.str("Secret/pricing-callers", "stringData.list-web"), "CHANGE-ME-list-web-token");
+    let parsed = ControlConfig::parse(&control).unwrap_or_else(|e| panic!("the control file: {e}\n{control}"));
+    let account = parsed.callers.get("list-web").unwrap_or_else(|| panic!("no list-web caller: {parsed:?}"));
+    assert!(account.token.is_none() && account.token_sha256.is_some(), "only the hash sits in the ConfigMap");
+    let token = r.str("Secret/pricing-callers", "stringData.list-web");
+    assert_eq!(token, "CHANGE-ME-list-web-token");
+    assert_eq!(account.token_digest(), CallerAccount::with_token(&token, 1, None, 1).token_digest());
     assert!(r.has("ServiceMonitor/pricing") && r.has("PrometheusRule/pricing"));
     assert!(r.str("PrometheusRule/pricing", "spec.groups[0].rules[0].alert").starts_with("Pricing"));
 }
 
 #[test]
 fn the_canary_deployment_exists_only_when_enabled() {
-    let Some(stable) = render(&[], &[]) else { return };
+    let stable = render(&[], &[]);
     assert!(!stable.has("Deployment/pricing-list-canary"));
     assert!(!stable.has("Service/pricing-list-canary"));
 
-    let Some(r) = render(&[], &[r#"canary={"enabled":true,"replicas":2,"overrides":{"image":{"tag":"0.2.0-rc1"}}}"#])
-    else {
-        return;
-    };
+    let r = render(&[], &[r#"canary={"enabled":true,"replicas":2,"overrides":{"image":{"tag":"0.2.0-rc1"}}}"#]);
     let canary = "Deployment/pricing-list-canary";
     assert_eq!(r.json(canary, "spec.replicas"), "2");
     assert_eq!(r.str(canary, &format!("{CONTAINER}.image")), "pricing-list:0.2.0-rc1");
@@ -356,7 +364,7 @@ fn the_canary_deployment_exists_only_when_enabled() {
     assert!(!r.has("HorizontalPodAutoscaler/pricing-list-canary"));
     ListConfig::parse(&pod_config(&r, "pricing-list-canary-config")).expect("canary config");
 
-    let Some(apart) = render(&[], &[r#"canary={"enabled":true,"inStableService":false}"#]) else { return };
+    let apart = render(&[], &[r#"canary={"enabled":true,"inStableService":false}"#]);
     assert_eq!(apart.str("Service/pricing-list", "spec.selector.pricing.io/track"), "stable");
 }
 
@@ -371,8 +379,7 @@ fn values_that_would_break_a_pod_are_refused_at_render_time() {
         (r#"control.callers={"web":{"ratePerSecond":1,"maxConcurrent":1}}"#, "exactly one of"),
         (r#"secrets.values={"database-url":"mysql://u:p\"q@h/db"}"#, "TOML string"),
     ] {
-        let Some(result) = try_render(&[], &[set]) else { return };
-        match result {
+        match try_render(&[], &[set]) {
             Ok(_) => panic!("accepted: {set}"),
             Err(stderr) => assert!(stderr.contains(expected), "{set}: expected {expected:?} in\n{stderr}"),
         }

@@ -7,6 +7,8 @@
 # - starts a throwaway mariadbd on a free port with its own data directory,
 #   and exports its URL for the tests (PRICING_TEST_MYSQL_URL); tests that
 #   need Redis start their own redis-server processes (PRICING_TEST_REDIS_SERVER);
+# - installs Helm (PyPI helm-python-sdk) for the chart test, and stops when
+#   it cannot: a run that cannot check the chart is not a green run;
 # - runs `cargo test --workspace` (one build for every test binary);
 # - removes the database process and its data directory on every exit.
 set -euo pipefail
@@ -27,10 +29,14 @@ need redis-server redis-server
 need mariadbd mariadb-server
 need h2load nghttp2-client
 # --- helm (tests/helm_chart.rs): real Helm v4 as a library, from PyPI -----
+# A run that cannot check the chart fails: here, and in the test itself.
 if ! python3 -c 'import helm_python' >/dev/null 2>&1; then
   echo "tests/run.sh: installing helm-python-sdk (Helm v4 for the chart test)" >&2
-  python3 -m pip install -q helm-python-sdk==0.2.2 >&2 \
-    || echo "tests/run.sh: helm-python-sdk could not be installed; tests/helm_chart.rs will skip" >&2
+  if ! python3 -m pip install -q helm-python-sdk==0.2.2 >&2 \
+    || ! python3 -c 'import helm_python' >/dev/null 2>&1; then
+    echo "tests/run.sh: helm-python-sdk could not be installed or loaded; the chart cannot be checked" >&2
+    exit 2
+  fi
 fi
 # --- end helm -----------------------------------------------------------
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)

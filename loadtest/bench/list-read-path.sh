@@ -6,8 +6,8 @@
 # Phases (each h2load run DURATION seconds, default 15):
 #   1. memory: release pricing-list, tiers ["sql"] on the embedded demo
 #      database, 1 h ttl, warmed: every id of the batch is in moka. The
-#      ceiling (/work/shared/tools/grpc-ceiling) answers with a payload of
-#      exactly the list server's reply size. Both at peak (-c16 -m16 -t1),
+#      ceiling (../shared/tools/grpc-ceiling, beside the repo root) answers
+#      with a payload of exactly the list server's reply size. Both at peak (-c16 -m16 -t1),
 #      twice, alternating; then the list server paced at half its own peak
 #      (--rps) with a per-request log for p50/p99.
 #   2. redis: two redis-server processes filled through the list server's
@@ -21,6 +21,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# The shared tools sit beside the repository: ../shared from its root.
+shared=$(cd "$root/.." && pwd)/shared
 out=${OUT:-$root/target/bench-list-read-path}
 duration=${DURATION:-15}
 clients=${CLIENTS:-16}
@@ -100,7 +102,7 @@ say "# list read path benchmark, $(date -u +%FT%TZ), $(nproc) cores"
 say "load before: $(uptime)"
 
 cargo build --release -p pricing-list
-cargo build --release --manifest-path /work/shared/tools/grpc-ceiling/Cargo.toml --target-dir "$root/target/ceiling"
+cargo build --release --manifest-path "$shared/tools/grpc-ceiling/Cargo.toml" --target-dir "$root/target/ceiling"
 list_bin=$root/target/release/pricing-list
 ceiling_bin=$root/target/ceiling/release/grpc-ceiling
 python3 "$here/grpc_body.py" "$first_id" "$batch" >"$out/request.bin"

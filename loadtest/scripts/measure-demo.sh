@@ -4,11 +4,12 @@
 # three scenarios with pricing-load against the demo binary.
 #
 #   cargo build --release -p pricing-demo -p pricing-loadtest
-#   (cd /work/shared/tools/grpc-ceiling && cargo build --release)
+#   (cd ../shared/tools/grpc-ceiling && cargo build --release)   # from the repo root
 #   bash loadtest/scripts/measure-demo.sh
 #
 # Environment: BIN (default target/release), CEILING (the grpc-ceiling
-# binary), OUT (default target/loadtest/measure), DURATION (h2load seconds,
+# binary; default: its release build in the shared tools, ../shared from the
+# repo root), OUT (default target/loadtest/measure), DURATION (h2load seconds,
 # default 10), SCENARIO_SECONDS (default 15). Starts the demo on its default
 # ports (50051/50052, metrics 9464/9465) and the ceiling on 50099; stops only
 # the processes it started. Not part of the test command.
@@ -16,7 +17,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${BIN:-$root/target/release}
-ceiling=${CEILING:-/work/shared/tools/grpc-ceiling/target/release/grpc-ceiling}
+shared=$(cd "$root/.." && pwd)/shared
+ceiling=${CEILING:-$shared/tools/grpc-ceiling/target/release/grpc-ceiling}
 out=${OUT:-$root/target/loadtest/measure}
 duration=${DURATION:-10}
 seconds=${SCENARIO_SECONDS:-15}

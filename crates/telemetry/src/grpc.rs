@@ -1,6 +1,6 @@
 //! Serving one gRPC service the way every server here does: health (with
-//! NOT_SERVING while draining), reflection, per-call metrics, an optional
-//! `/metrics` endpoint, graceful shutdown.
+//! NOT_SERVING while draining), reflection (v1 and v1alpha), per-call
+//! metrics, an optional `/metrics` endpoint, graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,7 +39,7 @@ where
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status(S::NAME, tonic_health::ServingStatus::Serving).await;
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    let reflection = crate::reflection(descriptor_sets)?;
+    let (reflection, reflection_v1alpha) = crate::reflection(descriptor_sets)?;
 
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = settings.metrics_listen {
@@ -57,6 +57,7 @@ where
         .layer(crate::GrpcMetricsLayer)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, drain)
         .await

@@ -1,10 +1,11 @@
 //! Prometheus metrics, tracing, and the gRPC serving glue both servers share.
 //!
-//! Layout: [`init_tracing`] sets up structured logs once; [`prometheus`]
-//! installs the process-wide metrics recorder once and [`serve_metrics`]
-//! answers `GET /metrics` on its own listener; [`GrpcMetricsLayer`] counts
-//! every call by method and status with its latency; [`drain`] turns a
-//! shutdown signal into "health NOT_SERVING, wait, then stop accepting".
+//! Layout: [`init_logs`] sets up structured logs once (text, coloured only
+//! on a terminal, or JSON lines); [`prometheus`] installs the process-wide
+//! metrics recorder once and [`serve_metrics`] answers `GET /metrics` on its
+//! own listener; [`GrpcMetricsLayer`] counts every call by method and status
+//! with its latency; [`drain`] turns a shutdown signal into "health
+//! NOT_SERVING, wait, then stop accepting".
 #![forbid(unsafe_code)]
 
 mod grpc;
@@ -13,6 +14,7 @@ mod http_metrics;
 mod settings;
 
 use std::future::Future;
+use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -21,20 +23,33 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use grpc::serve_grpc;
 pub use grpc_metrics::GrpcMetricsLayer;
 pub use http_metrics::{AdminView, serve_metrics};
-pub use settings::ServerSettings;
+pub use settings::{LogFormat, ServerSettings};
 
 /// Latency buckets in seconds: fine below a millisecond (memory hits), up to a second.
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
-/// Sets up structured logging once per process; `filter` is an env-filter
-/// directive such as "info" or "pricing=debug,info". Later calls do nothing.
+/// Sets up structured logging once per process in the text format;
+/// `filter` is an env-filter directive such as "info" or
+/// "pricing=debug,info". Later calls do nothing.
 pub fn init_tracing(filter: &str) {
+    init_logs(filter, LogFormat::Text);
+}
+
+/// Sets up logging once per process: `filter` as for [`init_tracing`], in
+/// `format`. Text is coloured only when stdout is a terminal, so a file or
+/// a pipe gets no escape codes; JSON is one object per line (Kubernetes log
+/// collectors). Later calls do nothing.
+pub fn init_logs(filter: &str, format: LogFormat) {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let filter = tracing_subscriber::EnvFilter::try_new(filter)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+        let _ = match format {
+            LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).try_init(),
+            LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        };
     });
 }
 
@@ -93,7 +108,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     use anyhow::Context as _;
-    init_tracing(&settings.log);
+    init_logs(&settings.log, settings.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if settings.worker_threads > 0 {
         runtime.worker_threads(settings.worker_threads);
@@ -127,17 +142,29 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The gRPC reflection service (v1) for the given encoded descriptor sets.
+/// The gRPC reflection services for the given encoded descriptor sets, both
+/// versions clients speak: `grpc.reflection.v1` (grpcurl, Postman) and
+/// `grpc.reflection.v1alpha` (the Python grpcio-reflection client, older
+/// grpcurl and several GUI clients, which get UNIMPLEMENTED without it).
+#[allow(clippy::type_complexity)]
 pub fn reflection(
     descriptor_sets: &[&'static [u8]],
 ) -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
     tonic_reflection::server::Error,
 > {
-    let mut builder = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for set in descriptor_sets {
-        builder = builder.register_encoded_file_descriptor_set(set);
-    }
-    builder.build_v1()
+    let builder = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in descriptor_sets {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
+        builder
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -19,6 +20,10 @@ pub struct ServerSettings {
     pub drain_grace_ms: u64,
     /// Log filter ("info", "pricing_list=debug,info").
     pub log: String,
+    /// Log lines as "text" (coloured only on a terminal) or "json" (one
+    /// object per line, for Kubernetes log collectors); the binaries'
+    /// `--log-format` flag overrides it.
+    pub log_format: LogFormat,
     /// Tokio worker threads; 0 means one per core.
     pub worker_threads: usize,
     /// The live control file (switches, caller accounts, limits, canary
@@ -45,6 +50,7 @@ impl ServerSettings {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], metrics_port))),
             drain_grace_ms: 0,
             log: "info".into(),
+            log_format: LogFormat::Text,
             worker_threads: 0,
             control_file: None,
             control_poll_ms: 500,
@@ -55,5 +61,47 @@ impl ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings::with_ports(50051, 9464)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; colour only when stdout is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, message, fields).
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?}: expected \"text\" or \"json\"")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_reads_from_the_flag_and_the_config_file() {
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!("text".parse::<LogFormat>(), Ok(LogFormat::Text));
+        assert!("xml".parse::<LogFormat>().unwrap_err().contains("\"text\" or \"json\""));
+        #[derive(Deserialize)]
+        struct File {
+            server: ServerSettings,
+        }
+        let file: File = toml::from_str("[server]\nlog_format = \"json\"\n").unwrap();
+        assert_eq!(file.server.log_format, LogFormat::Json);
+        assert_eq!(ServerSettings::default().log_format, LogFormat::Text);
     }
 }

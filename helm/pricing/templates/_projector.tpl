@@ -51,6 +51,8 @@ spec:
       args:
         - --config
         - /run/pricing/config.toml
+        - --log-format
+        - {{ $root.Values.logFormat | quote }}
         {{- range .args }}
         - {{ . | toString | quote }}
         {{- end }}

@@ -121,6 +121,8 @@ spec:
           args:
             - --config
             - /run/pricing/config.toml
+            - --log-format
+            - {{ $root.Values.logFormat | quote }}
             {{- with $v.extraArgs }}
             {{- toYaml . | nindent 12 }}
             {{- end }}

@@ -33,9 +33,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let board = Switchboard::open(config.server.control_file.as_deref(), config.server.control_poll())?;
-    let sql = pricing_store_sql::source::open(&config.source).await?;
-    let sources = build_sources(&config, Arc::new(sql), &board)?;
-    serve_with_sources(listener, config, sources, board, shutdown).await
+    let sql = Arc::new(pricing_store_sql::source::open(&config.source).await?);
+    let sources = build_sources(&config, Arc::clone(&sql), &board)?;
+    let served = serve_with_sources(listener, config, sources, board, shutdown).await;
+    // After the drain: close the pool (on SQLite this checkpoints the log
+    // into the database file).
+    sql.close().await;
+    served
 }
 
 /// Serves from an already opened SQL store (shared with a list server in

@@ -35,7 +35,13 @@ pub async fn serve(
     let board = Switchboard::open(config.server.control_file.as_deref(), config.server.control_poll())?;
     let path = build_read_path(&config, None).await?;
     path.follow(&board);
-    serve_with(listener, config, path.reader, board, path.truth, shutdown).await
+    let served = serve_with(listener, config, path.reader, board, path.truth, shutdown).await;
+    // After the drain: close the pool (on SQLite this checkpoints the log
+    // into the database file).
+    if let Some(sql) = path.opened {
+        sql.close().await;
+    }
+    served
 }
 
 /// The list server's read path: the chain, and the store pairs behind it
@@ -46,6 +52,9 @@ pub struct ReadPath {
     /// The SQL source of truth when the chain or `[source] database_url`
     /// names one: shadow verification re-checks answers against it.
     pub truth: Option<Arc<dyn RecordStore>>,
+    /// The SQL source when this path opened it (not when the caller passed
+    /// its own): whoever serves closes it after shutdown.
+    pub opened: Option<Arc<pricing_store_sql::SqlStore>>,
 }
 
 /// Builds the read chain the config names: the in-process cache in front of
@@ -58,9 +67,14 @@ pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStor
     let mut available = Vec::new();
     let mut pairs = Vec::new();
     let wants_sql = names.iter().any(|t| t == "sql") || config.source.database_url.is_some();
+    let mut opened = None;
     let truth: Option<Arc<dyn RecordStore>> = match (sql, wants_sql) {
         (Some(sql), _) => Some(sql),
-        (None, true) => Some(Arc::new(pricing_store_sql::source::open(&config.source).await?)),
+        (None, true) => {
+            let sql = Arc::new(pricing_store_sql::source::open(&config.source).await?);
+            opened = Some(Arc::clone(&sql));
+            Some(sql)
+        }
         (None, false) => None,
     };
     if let (true, Some(sql)) = (names.iter().any(|t| t == "sql"), &truth) {
@@ -82,7 +96,7 @@ pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStor
     }
     let reader = TieredReader::from_names(names, available, live(config.cache.clone()))?;
     tracing::info!(tiers = ?names, "list read chain built");
-    Ok(ReadPath { reader: Arc::new(reader), pairs, truth })
+    Ok(ReadPath { reader: Arc::new(reader), pairs, truth, opened })
 }
 
 impl ReadPath {

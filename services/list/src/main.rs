@@ -21,6 +21,10 @@ struct Args {
     /// Override the gRPC listen address.
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Log lines as "text" (coloured only on a terminal) or "json" (one
+    /// object per line, for Kubernetes); overrides `[server] log_format`.
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<pricing_telemetry::LogFormat>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +35,9 @@ fn main() -> anyhow::Result<()> {
     };
     if let Some(listen) = args.listen {
         config.server.listen = listen;
+    }
+    if let Some(format) = args.log_format {
+        config.server.log_format = format;
     }
     let server = config.server.clone();
     pricing_telemetry::run_server(&server, |listener, shutdown| pricing_list::serve(listener, config, shutdown))

@@ -1,7 +1,15 @@
 //! pricectl: ask the pricing service what a goods or an order costs.
 //!
 //! Prints a readable table by default, the proto3 JSON of the reply with
-//! `--json`, and the engine's reasoning with `--explain`.
+//! `--json`, and the engine's reasoning with `--explain`. `health` asks both
+//! servers' grpc.health.v1; `config` prints a server's live control view
+//! (secrets redacted by the server) from its metrics port.
+//!
+//! A failed call prints one line, `pricectl: CODE field: message`, and exits
+//! 1 (2 for a server that cannot be reached or answers badly), with no
+//! backtrace whatever RUST_BACKTRACE says: the server's status is the news.
+
+use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -10,6 +18,7 @@ use pricing_proto::v1::{
     detail_pricing_client::DetailPricingClient, list_pricing_client::ListPricingClient,
 };
 use tonic::metadata::MetadataValue;
+use tonic_types::StatusExt as _;
 
 #[derive(Parser)]
 #[command(name = "pricectl", version, about = "Check prices against the pricing service")]
@@ -63,6 +72,12 @@ enum ChannelArg {
     Pc,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ServerArg {
+    List,
+    Detail,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Listing prices for a batch of goods (ListPricing.BatchGetPrices).
@@ -75,6 +90,18 @@ enum Command {
         lines: Vec<String>,
         #[arg(long = "coupon")]
         coupons: Vec<u64>,
+    },
+    /// Health of both servers (grpc.health.v1); exits 1 unless both serve.
+    Health,
+    /// A server's live control config as JSON, secrets redacted (GET /config
+    /// on its metrics port).
+    Config {
+        /// Whose view: the list or the detail server.
+        #[arg(value_enum, default_value = "list")]
+        server: ServerArg,
+        /// Its metrics address; default 127.0.0.1:9464 (list), 127.0.0.1:9465 (detail).
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Order pricing (DetailPricing.PriceOrder); lines as GOODS:QTY.
     Order {
@@ -131,18 +158,60 @@ fn request<T>(cli: &Cli, message: T) -> Result<tonic::Request<T>> {
     Ok(req)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<()> {
+/// How a run failed: the server refused the call (its status), or something
+/// else (no server, a bad reply).
+enum Failure {
+    Status(tonic::Status),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        Failure::Other(error)
+    }
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Failure {
+        Failure::Status(status)
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = context(&cli);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pricectl: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(code) => code,
+        Err(Failure::Status(status)) => {
+            eprintln!("pricectl: {}", status_line(&status));
+            ExitCode::from(1)
+        }
+        Err(Failure::Other(error)) => {
+            // `{:#}` is the error and its causes on one line; never `{:?}`,
+            // which would add a backtrace when RUST_BACKTRACE is set.
+            eprintln!("pricectl: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<ExitCode, Failure> {
+    let ctx = context(cli);
     match &cli.command {
         Command::Prices { ids } => {
             let mut client =
                 ListPricingClient::connect(cli.list.clone()).await.context("connect to the list server")?;
             let req = v1::BatchGetPricesRequest { goods_ids: ids.clone(), context: Some(ctx) };
-            let reply = client.batch_get_prices(request(&cli, req)?).await.map_err(status_error)?.into_inner();
+            let reply = client.batch_get_prices(request(cli, req)?).await?.into_inner();
             if cli.json {
-                return print_json(&reply);
+                print_json(&reply)?;
+                return Ok(ExitCode::SUCCESS);
             }
             println!(
                 "{:>10}  {:>10}  {:>10}  {:<11}  {:>10}  {:>6}  {:<6}  tier",
@@ -174,9 +243,10 @@ async fn main() -> Result<()> {
             let mut client =
                 DetailPricingClient::connect(cli.detail.clone()).await.context("connect to the detail server")?;
             let req = GetGoodsPriceRequest { goods_id: *id, context: Some(ctx) };
-            let reply = client.get_goods_price(request(&cli, req)?).await.map_err(status_error)?.into_inner();
+            let reply = client.get_goods_price(request(cli, req)?).await?.into_inner();
             if cli.json {
-                return print_json(&reply);
+                print_json(&reply)?;
+                return Ok(ExitCode::SUCCESS);
             }
             if let Some(p) = &reply.price {
                 println!(
@@ -211,8 +281,8 @@ async fn main() -> Result<()> {
                 DetailPricingClient::connect(cli.detail.clone()).await.context("connect to the detail server")?;
             let req =
                 PreviewOrderRequest { context: Some(ctx), lines: parse_lines(lines)?, coupon_ids: coupons.clone() };
-            let reply = client.preview_order(request(&cli, req)?).await.map_err(status_error)?.into_inner();
-            print_order(&cli, &reply)?;
+            let reply = client.preview_order(request(cli, req)?).await?.into_inner();
+            print_order(cli, &reply)?;
         }
         Command::Order { lines, coupons, quote, expect } => {
             let mut client =
@@ -224,11 +294,90 @@ async fn main() -> Result<()> {
                 preview_quote_id: quote.clone(),
                 expected_payable_total: expect.clone(),
             };
-            let reply = client.price_order(request(&cli, req)?).await.map_err(status_error)?.into_inner();
-            print_order(&cli, &reply)?;
+            let reply = client.price_order(request(cli, req)?).await?.into_inner();
+            print_order(cli, &reply)?;
+        }
+        Command::Health => return Ok(health(cli).await),
+        Command::Config { server, admin } => {
+            let admin = admin.clone().unwrap_or_else(|| {
+                match server {
+                    ServerArg::List => "127.0.0.1:9464",
+                    ServerArg::Detail => "127.0.0.1:9465",
+                }
+                .to_owned()
+            });
+            let text = http_get(&admin, "/config").await?;
+            let view: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("the config view from {admin} is not JSON"))?;
+            print_json(&view)?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks each server's health service for its own service name; prints one
+/// line per server and succeeds only when both serve.
+async fn health(cli: &Cli) -> ExitCode {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let mut all_serving = true;
+    for (name, address, service) in
+        [("list", &cli.list, "pricing.v1.ListPricing"), ("detail", &cli.detail, "pricing.v1.DetailPricing")]
+    {
+        let answer = async {
+            let channel = tonic::transport::Endpoint::from_shared(address.clone())
+                .context("address")?
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .connect()
+                .await
+                .context("cannot connect")?;
+            let reply = HealthClient::new(channel)
+                .check(HealthCheckRequest { service: service.into() })
+                .await
+                .map_err(|s| anyhow::anyhow!(status_line(&s)))?;
+            let status = ServingStatus::try_from(reply.into_inner().status).unwrap_or(ServingStatus::Unknown);
+            Ok::<_, anyhow::Error>(status)
+        }
+        .await;
+        let shown = match answer {
+            Ok(ServingStatus::Serving) => "SERVING".to_owned(),
+            Ok(other) => {
+                all_serving = false;
+                other.as_str_name().to_owned()
+            }
+            Err(error) => {
+                all_serving = false;
+                format!("UNREACHABLE ({error:#})")
+            }
+        };
+        println!("{name:<7} {address:<24} {service:<25} {shown}");
+    }
+    if all_serving { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// GET `path` from a server's metrics listener (plain HTTP/1.1).
+async fn http_get(address: &str, path: &str) -> Result<String> {
+    use http_body_util::BodyExt as _;
+
+    let authority = address.trim_start_matches("http://").trim_end_matches('/');
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot connect to the metrics port {authority}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.context("http handshake")?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .context("request")?;
+    let response = sender.send_request(request).await.with_context(|| format!("GET {path} from {authority}"))?;
+    let status = response.status();
+    let body = response.into_body().collect().await.context("read the reply")?.to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    anyhow::ensure!(status.is_success(), "GET {path} from {authority}: {status}: {}", text.trim());
+    Ok(text)
 }
 
 fn print_order(cli: &Cli, o: &OrderPricing) -> Result<()> {
@@ -314,6 +463,27 @@ fn tier_name(tier: i32) -> String {
     v1::Tier::try_from(tier).map(|t| t.as_str_name().trim_start_matches("TIER_").to_lowercase()).unwrap_or_default()
 }
 
-fn status_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+/// One line for a server's status: the canonical code name, then the field
+/// at fault and its description when the status names one (a BadRequest
+/// detail), else the message.
+fn status_line(status: &tonic::Status) -> String {
+    let code = code_name(status.code());
+    let details = status.get_error_details();
+    match details.bad_request().map(|b| b.field_violations.as_slice()) {
+        Some([first, ..]) => format!("{code} {}: {}", first.field, first.description),
+        _ if status.message().is_empty() => code,
+        _ => format!("{code} {}", status.message()),
+    }
+}
+
+/// `InvalidArgument` -> `INVALID_ARGUMENT`, the name gRPC tools print.
+fn code_name(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
 }

@@ -19,6 +19,10 @@ struct Args {
     /// Config file (TOML).
     #[arg(long, short, env = "PRICING_PROJECTOR_CONFIG")]
     config: PathBuf,
+    /// Log lines as "text" (coloured only on a terminal) or "json" (one
+    /// object per line, for Kubernetes).
+    #[arg(long, value_name = "text|json", default_value = "text")]
+    log_format: pricing_telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -86,7 +90,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let config = ProjectorConfig::load(&args.config)?;
-    pricing_telemetry::init_tracing(&config.telemetry.log);
+    pricing_telemetry::init_logs(&config.telemetry.log, args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         if let Some(listen) = config.telemetry.metrics_listen {

@@ -5,14 +5,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hbase_thrift::hbase::{BatchMutation, ColumnDescriptor, HbaseSyncClient, IOError, Mutation, THbaseSyncClient};
+use hbase_thrift::hbase::{
+    BatchMutation, ColumnDescriptor, HbaseSyncClient, IOError, IllegalArgument, Mutation, THbaseSyncClient, TRowResult,
+    TScan,
+};
 use pricing_record::keys::{HBASE_COLUMN, HBASE_TABLE, hbase_row_key};
 use pricing_record::{GoodsRecord, encode};
 use pricing_store::conformance::{check_reads, check_versioned_writes, fixture, record};
 use pricing_store::{RecordStore, RecordWriter, SharedRecord, StoreErrorKind};
 use pricing_store_hbase::server::tables::Change;
 use pricing_store_hbase::{HbaseConfig, HbaseStore, HbaseTestServer, Transport};
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol, TInputProtocol, TOutputProtocol};
+use thrift::protocol::{
+    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TMessageIdentifier, TMessageType,
+    TOutputProtocol, TStructIdentifier, TType,
+};
 use thrift::transport::{
     TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport, TFramedWriteTransport, TIoChannel,
     TTcpChannel,
@@ -272,7 +278,7 @@ fn speaks_the_protocol(transport: Transport) {
     c.delete_all_row(b"t".to_vec(), b"row2".to_vec(), BTreeMap::new()).unwrap();
     assert!(c.get_row(b"t".to_vec(), b"row2".to_vec(), BTreeMap::new()).unwrap().is_empty());
 
-    let err = c.scanner_open(b"t".to_vec(), Vec::new(), Vec::new(), BTreeMap::new()).unwrap_err();
+    let err = c.get_ver(b"t".to_vec(), b"row1".to_vec(), b"cf:q".to_vec(), 2, BTreeMap::new()).unwrap_err();
     assert!(
         matches!(&err, thrift::Error::User(e) if e.downcast_ref::<IOError>().is_some_and(|e| e.message.as_deref().unwrap_or("").contains("not supported"))),
         "{err:?}"
@@ -282,7 +288,7 @@ fn speaks_the_protocol(transport: Transport) {
     // The connection is still usable after declared exceptions.
     assert_eq!(c.get_table_names().unwrap(), vec![b"t".to_vec()]);
     assert_eq!(server.calls("mutateRowTs"), 1);
-    assert_eq!(server.calls("scannerOpen"), 1);
+    assert_eq!(server.calls("getVer"), 1);
 }
 
 #[test]
@@ -305,4 +311,199 @@ fn a_stopped_server_refuses_connections_and_drops_open_ones() {
     assert!(c.get_table_names().is_err(), "open connection dropped");
     server.restart().unwrap();
     assert!(raw_client(&server).get_table_names().unwrap().is_empty());
+}
+
+/// A table "t" (family "cf") with rows row00..row24, each with cf:a and
+/// cf:b, cf:a written at timestamps 10 and 20 ("old", "new").
+fn browsable(server: &HbaseTestServer) -> RawClient {
+    let mut c = raw_client(server);
+    let family = ColumnDescriptor::new(b"cf:".to_vec(), 3, None, None, None, None, None, None, None);
+    c.create_table(b"t".to_vec(), vec![family]).unwrap();
+    let put = |column: &str, v: &str| Mutation::new(false, column.as_bytes().to_vec(), v.as_bytes().to_vec(), true);
+    let rows = |value: &str| -> Vec<BatchMutation> {
+        (0..25)
+            .map(|i| BatchMutation::new(format!("row{i:02}").into_bytes(), vec![put("cf:a", value), put("cf:b", "b")]))
+            .collect()
+    };
+    c.mutate_rows_ts(b"t".to_vec(), rows("old"), 10, BTreeMap::new()).unwrap();
+    c.mutate_rows_ts(b"t".to_vec(), rows("new"), 20, BTreeMap::new()).unwrap();
+    c
+}
+
+/// A TScan with every field unset (`TScan::default()` sets them all, and a
+/// timestamp of 0 would select nothing, in HBase as here).
+fn unset_scan() -> TScan {
+    TScan {
+        start_row: None,
+        stop_row: None,
+        timestamp: None,
+        columns: None,
+        caching: None,
+        filter_string: None,
+        batch_size: None,
+        sort_columns: None,
+        reversed: None,
+        cache_blocks: None,
+    }
+}
+
+fn keys(rows: &[TRowResult]) -> Vec<String> {
+    rows.iter().map(|r| String::from_utf8(r.row.clone().unwrap()).unwrap()).collect()
+}
+
+fn is_illegal_argument(err: &thrift::Error) -> bool {
+    matches!(err, thrift::Error::User(e) if e.is::<IllegalArgument>())
+}
+
+fn scanners_walk_rows_in_key_order(transport: Transport) {
+    let server = HbaseTestServer::start_local(transport).unwrap();
+    let mut c = browsable(&server);
+
+    // scannerOpenWithScan: start inclusive, stop exclusive, pages of 4.
+    let scan = TScan {
+        start_row: Some(b"row03".to_vec()),
+        stop_row: Some(b"row13".to_vec()),
+        columns: Some(vec![b"cf:a".to_vec()]),
+        caching: Some(4),
+        ..unset_scan()
+    };
+    let id = c.scanner_open_with_scan(b"t".to_vec(), scan, BTreeMap::new()).unwrap();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = c.scanner_get_list(id, 4).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 4);
+        for row in &page {
+            let columns = row.columns.as_ref().unwrap();
+            assert_eq!(columns.keys().cloned().collect::<Vec<_>>(), vec![b"cf:a".to_vec()], "only the asked column");
+            assert_eq!(columns[b"cf:a".as_slice()].value.as_deref(), Some(b"new".as_slice()), "the newest cell");
+        }
+        seen.extend(keys(&page));
+        pages += 1;
+    }
+    let expected: Vec<String> = (3..13).map(|i| format!("row{i:02}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3);
+    assert!(c.scanner_get_list(id, 4).unwrap().is_empty(), "an exhausted scanner stays empty");
+    c.scanner_close(id).unwrap();
+    let err = c.scanner_get_list(id, 4).unwrap_err();
+    assert!(is_illegal_argument(&err), "a closed scanner is gone: {err:?}");
+    assert!(is_illegal_argument(&c.scanner_close(id).unwrap_err()));
+
+    // scannerOpen with no columns: every column, to the end of the table.
+    let id = c.scanner_open(b"t".to_vec(), b"row20".to_vec(), Vec::new(), BTreeMap::new()).unwrap();
+    let rows = c.scanner_get_list(id, 100).unwrap();
+    assert_eq!(keys(&rows), ["row20", "row21", "row22", "row23", "row24"]);
+    assert_eq!(rows[0].columns.as_ref().unwrap().len(), 2, "cf:a and cf:b");
+    c.scanner_close(id).unwrap();
+
+    // A scan with a timestamp sees only older cells; sortColumns gives a list.
+    let scan =
+        TScan { stop_row: Some(b"row02".to_vec()), timestamp: Some(15), sort_columns: Some(true), ..unset_scan() };
+    let id = c.scanner_open_with_scan(b"t".to_vec(), scan, BTreeMap::new()).unwrap();
+    let rows = c.scanner_get(id).unwrap();
+    assert_eq!(keys(&rows), ["row00"]);
+    let sorted = rows[0].sorted_columns.as_ref().unwrap();
+    assert_eq!(sorted[0].column_name.as_deref(), Some(b"cf:a".as_slice()));
+    assert_eq!(sorted[0].cell.as_ref().unwrap().value.as_deref(), Some(b"old".as_slice()));
+    assert_eq!(keys(&c.scanner_get(id).unwrap()), ["row01"]);
+    assert!(c.scanner_get(id).unwrap().is_empty());
+    c.scanner_close(id).unwrap();
+
+    // Prefix and stop-row variants; a deleted row is skipped.
+    c.delete_all_row(b"t".to_vec(), b"row11".to_vec(), BTreeMap::new()).unwrap();
+    let id = c.scanner_open_with_prefix(b"t".to_vec(), b"row1".to_vec(), Vec::new(), BTreeMap::new()).unwrap();
+    let rows = c.scanner_get_list(id, 100).unwrap();
+    assert_eq!(keys(&rows).len(), 9, "row10..row19 without row11: {:?}", keys(&rows));
+    assert!(!keys(&rows).contains(&"row11".to_owned()));
+    let id = c
+        .scanner_open_with_stop(b"t".to_vec(), b"row22".to_vec(), b"row24".to_vec(), Vec::new(), BTreeMap::new())
+        .unwrap();
+    assert_eq!(keys(&c.scanner_get_list(id, 100).unwrap()), ["row22", "row23"]);
+
+    // Unknown tables and families fail at open, as in HBase.
+    let err = c.scanner_open(b"nope".to_vec(), Vec::new(), Vec::new(), BTreeMap::new()).unwrap_err();
+    assert!(matches!(&err, thrift::Error::User(e) if e.is::<IOError>()), "{err:?}");
+    let err = c.scanner_open(b"t".to_vec(), Vec::new(), vec![b"zz:q".to_vec()], BTreeMap::new()).unwrap_err();
+    assert!(matches!(&err, thrift::Error::User(e) if e.is::<IOError>()), "{err:?}");
+    assert!(server.calls("scannerGetList") >= 5);
+}
+
+#[test]
+fn scanners_walk_rows_in_key_order_buffered() {
+    scanners_walk_rows_in_key_order(Transport::Buffered);
+}
+
+#[test]
+fn scanners_walk_rows_in_key_order_framed() {
+    scanners_walk_rows_in_key_order(Transport::Framed);
+}
+
+/// Sends `method` with only the given string arguments (field id, bytes),
+/// as a client does that leaves the others null (the Python HBase clients
+/// send no column list and no attributes), and returns the reply protocol
+/// positioned at the result struct.
+fn call_with_only(server: &HbaseTestServer, method: &str, args: &[(i16, &[u8])]) -> Box<dyn TInputProtocol> {
+    let mut channel = TTcpChannel::new();
+    channel.open(server.address()).unwrap();
+    let (i_chan, o_chan) = channel.split().unwrap();
+    let mut o = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(o_chan), true);
+    o.write_message_begin(&TMessageIdentifier::new(method, TMessageType::Call, 7)).unwrap();
+    o.write_struct_begin(&TStructIdentifier::new(format!("{method}_args"))).unwrap();
+    for (id, value) in args {
+        o.write_field_begin(&TFieldIdentifier::new("arg", TType::String, *id)).unwrap();
+        o.write_bytes(value).unwrap();
+        o.write_field_end().unwrap();
+    }
+    o.write_field_stop().unwrap();
+    o.write_struct_end().unwrap();
+    o.write_message_end().unwrap();
+    o.flush().unwrap();
+    let mut i: Box<dyn TInputProtocol> = Box::new(TBinaryInputProtocol::new(TBufferedReadTransport::new(i_chan), true));
+    let reply = i.read_message_begin().unwrap();
+    assert_eq!((reply.name.as_str(), reply.message_type, reply.sequence_number), (method, TMessageType::Reply, 7));
+    i.read_struct_begin().unwrap();
+    i
+}
+
+/// Reads the `success` field (id 0) of a reply that returns a row list.
+fn read_rows(mut i: Box<dyn TInputProtocol>) -> Vec<TRowResult> {
+    let field = i.read_field_begin().unwrap();
+    assert_eq!((field.id, field.field_type), (Some(0), TType::List), "a result, not an exception");
+    let list = i.read_list_begin().unwrap();
+    let rows = (0..list.size).map(|_| TRowResult::read_from_in_protocol(&mut *i).unwrap()).collect();
+    i.read_list_end().unwrap();
+    rows
+}
+
+#[test]
+fn absent_column_lists_and_attributes_are_read_as_hbase_reads_them() {
+    let server = HbaseTestServer::start_local(Transport::Buffered).unwrap();
+    let _c = browsable(&server);
+
+    // getRowWithColumns(table, row) with no column list: every column.
+    let rows = read_rows(call_with_only(&server, "getRowWithColumns", &[(1, b"t"), (2, b"row05")]));
+    assert_eq!(keys(&rows), ["row05"]);
+    let columns: Vec<Vec<u8>> = rows[0].columns.as_ref().unwrap().keys().cloned().collect();
+    assert_eq!(columns, vec![b"cf:a".to_vec(), b"cf:b".to_vec()]);
+
+    // getRow without attributes.
+    let rows = read_rows(call_with_only(&server, "getRow", &[(1, b"t"), (2, b"row06")]));
+    assert_eq!(keys(&rows), ["row06"]);
+
+    // scannerOpen(table, startRow) with neither columns nor attributes,
+    // then the scanner is read with the generated client.
+    let mut i = call_with_only(&server, "scannerOpen", &[(1, b"t"), (2, b"row23")]);
+    let field = i.read_field_begin().unwrap();
+    assert_eq!((field.id, field.field_type), (Some(0), TType::I32));
+    let id = i.read_i32().unwrap();
+    let mut c = raw_client(&server);
+    let rows = c.scanner_get_list(id, 10).unwrap();
+    assert_eq!(keys(&rows), ["row23", "row24"]);
+    assert_eq!(rows[0].columns.as_ref().unwrap().len(), 2);
+    c.scanner_close(id).unwrap();
+    assert_eq!(server.calls("getRowWithColumns"), 1);
 }

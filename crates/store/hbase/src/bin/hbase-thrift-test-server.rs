@@ -2,6 +2,7 @@
 //! point an `HbaseStore` (or any HBase Thrift v1 client) at it. Data lives
 //! in memory and is gone when it stops.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -27,8 +28,12 @@ struct Args {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    // Logs on stderr, coloured only when it is a terminal (a file or a pipe
+    // gets no escape codes).
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     let transport = if args.framed { Transport::Framed } else { Transport::Buffered };

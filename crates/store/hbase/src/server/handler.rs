@@ -2,18 +2,19 @@
 //! of HBase's v1 API does here, plus the knobs tests turn (call counts, row
 //! order, pause).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hbase_thrift::hbase::{
     AlreadyExists, BatchMutation, Bytes, ColumnDescriptor, HbaseSyncHandler, IOError, IllegalArgument, Mutation,
-    ScannerID, TAccessControlEntity, TAppend, TCell, TIncrement, TRegionInfo, TRowResult, TScan, TThriftServerType,
-    Text,
+    ScannerID, TAccessControlEntity, TAppend, TCell, TColumn, TIncrement, TRegionInfo, TRowResult, TScan,
+    TThriftServerType, Text,
 };
 
-use super::tables::{Change, TableError, Tables};
+use super::tables::{Change, ScanRange, ScannedRow, TableError, Tables};
 
 /// State shared by every connection of one server, and kept across a
 /// restart so that data and counters survive it.
@@ -27,6 +28,24 @@ pub(crate) struct State {
     pub(crate) reverse_rows: AtomicBool,
     paused: Mutex<bool>,
     resumed: Condvar,
+    /// Open scanners by id; a scanner lives until `scannerClose` (or the
+    /// server value is dropped).
+    scanners: Mutex<HashMap<ScannerID, Scanner>>,
+    last_scanner: AtomicI32,
+}
+
+/// An open scanner: what it selects and where it stands. Each
+/// `scannerGetList` reads the rows after the last one returned as they are
+/// at that moment (HBase reads from a snapshot taken at open).
+#[derive(Debug)]
+struct Scanner {
+    table: Vec<u8>,
+    range: ScanRange,
+    /// The next row key to return at or after (`Included`), or the last row
+    /// returned (`Excluded`).
+    next: Bound<Vec<u8>>,
+    /// Whether rows carry `sortedColumns` (a list) rather than `columns` (a map).
+    sort_columns: bool,
 }
 
 impl State {
@@ -59,6 +78,22 @@ pub(crate) struct Handler {
 
 fn io_error(message: impl Into<String>) -> thrift::Error {
     thrift::Error::User(Box::new(IOError::new(message.into(), false)))
+}
+
+fn illegal_argument(message: impl Into<String>) -> thrift::Error {
+    thrift::Error::User(Box::new(IllegalArgument::new(message.into())))
+}
+
+fn row_result(row: ScannedRow, sort_columns: bool) -> TRowResult {
+    let (key, cells) = row;
+    if sort_columns {
+        let sorted =
+            cells.into_iter().map(|(name, cell)| TColumn::new(name, TCell::new(cell.value, cell.timestamp))).collect();
+        TRowResult::new(key, None, Some(sorted))
+    } else {
+        let columns = cells.into_iter().map(|(name, cell)| (name, TCell::new(cell.value, cell.timestamp))).collect();
+        TRowResult::new(key, Some(columns), None)
+    }
 }
 
 fn to_thrift(e: TableError) -> thrift::Error {
@@ -131,6 +166,43 @@ impl Handler {
     ) -> thrift::Result<()> {
         self.state.enter(method);
         self.state.tables.mutate_rows(table, &batches, ts.unwrap_or_else(now_ms)).map_err(to_thrift)
+    }
+
+    /// Opens a scanner from `start` (empty: the first row), checking the
+    /// table and the columns now as HBase does.
+    fn open_scanner(
+        &self,
+        method: &'static str,
+        table: Text,
+        start: Text,
+        range: ScanRange,
+        sort_columns: bool,
+    ) -> thrift::Result<ScannerID> {
+        self.state.enter(method);
+        self.state.tables.scan(&table, &range, Bound::Included(start.as_slice()), 0).map_err(to_thrift)?;
+        let id = self.state.last_scanner.fetch_add(1, Ordering::Relaxed) + 1;
+        let scanner = Scanner { table, range, next: Bound::Included(start), sort_columns };
+        self.state.scanners.lock().expect("scanners lock").insert(id, scanner);
+        Ok(id)
+    }
+
+    /// The next `rows` rows of a scanner; empty once it is exhausted.
+    fn scanner_rows(&self, method: &'static str, id: ScannerID, rows: i32) -> thrift::Result<Vec<TRowResult>> {
+        self.state.enter(method);
+        let mut scanners = self.state.scanners.lock().expect("scanners lock");
+        let scanner = scanners.get_mut(&id).ok_or_else(|| illegal_argument("scanner ID is invalid"))?;
+        let from = match &scanner.next {
+            Bound::Included(key) => Bound::Included(key.as_slice()),
+            Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let limit = usize::try_from(rows).unwrap_or(0);
+        let found = self.state.tables.scan(&scanner.table, &scanner.range, from, limit).map_err(to_thrift)?;
+        if let Some((last, _)) = found.last() {
+            scanner.next = Bound::Excluded(last.clone());
+        }
+        let sort_columns = scanner.sort_columns;
+        Ok(found.into_iter().map(|row| row_result(row, sort_columns)).collect())
     }
 
     fn delete_row(&self, method: &'static str, table: &[u8], row: &[u8], ts: Option<i64>) -> thrift::Result<()> {
@@ -318,47 +390,95 @@ impl HbaseSyncHandler for Handler {
     fn handle_delete_all_row_ts(&self, table_name: Text, row: Text, timestamp: i64, _: Attrs) -> thrift::Result<()> {
         self.delete_row("deleteAllRowTs", &table_name, &row, Some(timestamp))
     }
-    fn handle_scanner_open_with_scan(&self, _: Text, _: TScan, _: Attrs) -> thrift::Result<ScannerID> {
-        self.unsupported("scannerOpenWithScan")
+    fn handle_scanner_open_with_scan(&self, table_name: Text, scan: TScan, _: Attrs) -> thrift::Result<ScannerID> {
+        if scan.filter_string.as_ref().is_some_and(|f| !f.is_empty()) {
+            self.state.enter("scannerOpenWithScan");
+            return Err(io_error("filterString is not supported by the pricing HBase test server"));
+        }
+        if scan.reversed == Some(true) {
+            self.state.enter("scannerOpenWithScan");
+            return Err(io_error("reversed scans are not supported by the pricing HBase test server"));
+        }
+        let range = ScanRange {
+            stop: scan.stop_row.filter(|s| !s.is_empty()),
+            prefix: Vec::new(),
+            columns: scan.columns.unwrap_or_default(),
+            before: scan.timestamp,
+        };
+        let start = scan.start_row.unwrap_or_default();
+        self.open_scanner("scannerOpenWithScan", table_name, start, range, scan.sort_columns.unwrap_or(false))
     }
-    fn handle_scanner_open(&self, _: Text, _: Text, _: Vec<Text>, _: Attrs) -> thrift::Result<ScannerID> {
-        self.unsupported("scannerOpen")
+    fn handle_scanner_open(
+        &self,
+        table_name: Text,
+        start_row: Text,
+        columns: Vec<Text>,
+        _: Attrs,
+    ) -> thrift::Result<ScannerID> {
+        let range = ScanRange { columns, ..ScanRange::default() };
+        self.open_scanner("scannerOpen", table_name, start_row, range, false)
     }
     fn handle_scanner_open_with_stop(
         &self,
-        _: Text,
-        _: Text,
-        _: Text,
-        _: Vec<Text>,
+        table_name: Text,
+        start_row: Text,
+        stop_row: Text,
+        columns: Vec<Text>,
         _: Attrs,
     ) -> thrift::Result<ScannerID> {
-        self.unsupported("scannerOpenWithStop")
+        let range = ScanRange { stop: Some(stop_row).filter(|s| !s.is_empty()), columns, ..ScanRange::default() };
+        self.open_scanner("scannerOpenWithStop", table_name, start_row, range, false)
     }
-    fn handle_scanner_open_with_prefix(&self, _: Text, _: Text, _: Vec<Text>, _: Attrs) -> thrift::Result<ScannerID> {
-        self.unsupported("scannerOpenWithPrefix")
+    fn handle_scanner_open_with_prefix(
+        &self,
+        table_name: Text,
+        start_and_prefix: Text,
+        columns: Vec<Text>,
+        _: Attrs,
+    ) -> thrift::Result<ScannerID> {
+        let range = ScanRange { prefix: start_and_prefix.clone(), columns, ..ScanRange::default() };
+        self.open_scanner("scannerOpenWithPrefix", table_name, start_and_prefix, range, false)
     }
-    fn handle_scanner_open_ts(&self, _: Text, _: Text, _: Vec<Text>, _: i64, _: Attrs) -> thrift::Result<ScannerID> {
-        self.unsupported("scannerOpenTs")
+    fn handle_scanner_open_ts(
+        &self,
+        table_name: Text,
+        start_row: Text,
+        columns: Vec<Text>,
+        timestamp: i64,
+        _: Attrs,
+    ) -> thrift::Result<ScannerID> {
+        let range = ScanRange { columns, before: Some(timestamp), ..ScanRange::default() };
+        self.open_scanner("scannerOpenTs", table_name, start_row, range, false)
     }
     fn handle_scanner_open_with_stop_ts(
         &self,
-        _: Text,
-        _: Text,
-        _: Text,
-        _: Vec<Text>,
-        _: i64,
+        table_name: Text,
+        start_row: Text,
+        stop_row: Text,
+        columns: Vec<Text>,
+        timestamp: i64,
         _: Attrs,
     ) -> thrift::Result<ScannerID> {
-        self.unsupported("scannerOpenWithStopTs")
+        let range = ScanRange {
+            stop: Some(stop_row).filter(|s| !s.is_empty()),
+            columns,
+            before: Some(timestamp),
+            ..ScanRange::default()
+        };
+        self.open_scanner("scannerOpenWithStopTs", table_name, start_row, range, false)
     }
-    fn handle_scanner_get(&self, _: ScannerID) -> thrift::Result<Vec<TRowResult>> {
-        self.unsupported("scannerGet")
+    fn handle_scanner_get(&self, id: ScannerID) -> thrift::Result<Vec<TRowResult>> {
+        self.scanner_rows("scannerGet", id, 1)
     }
-    fn handle_scanner_get_list(&self, _: ScannerID, _: i32) -> thrift::Result<Vec<TRowResult>> {
-        self.unsupported("scannerGetList")
+    fn handle_scanner_get_list(&self, id: ScannerID, nb_rows: i32) -> thrift::Result<Vec<TRowResult>> {
+        self.scanner_rows("scannerGetList", id, nb_rows)
     }
-    fn handle_scanner_close(&self, _: ScannerID) -> thrift::Result<()> {
-        self.unsupported("scannerClose")
+    fn handle_scanner_close(&self, id: ScannerID) -> thrift::Result<()> {
+        self.state.enter("scannerClose");
+        match self.state.scanners.lock().expect("scanners lock").remove(&id) {
+            Some(_) => Ok(()),
+            None => Err(illegal_argument("scanner ID is invalid")),
+        }
     }
     fn handle_get_region_info(&self, _: Text) -> thrift::Result<TRegionInfo> {
         self.unsupported("getRegionInfo")

@@ -2,9 +2,11 @@
 //! protocol, framed or buffered transport) over data held in memory.
 //!
 //! Layout: [`tables`] holds the data and HBase's timestamp and delete-marker
-//! rules; `handler` implements the generated `HbaseSyncHandler` over it;
-//! this module runs the generated `HbaseSyncProcessor` behind its own accept
-//! loop, one thread per connection. The thrift crate's `TServer` is not used
+//! rules; `handler` implements the generated `HbaseSyncHandler` over it
+//! (scanners included); `lenient` lets a call leave out the arguments HBase
+//! takes as null (column lists, attributes); this module runs the generated
+//! `HbaseSyncProcessor` behind them in its own accept loop, one thread per
+//! connection. The thrift crate's `TServer` is not used
 //! because it cannot be stopped; tests need to stop a server (listener closed,
 //! open connections dropped) and start it again on the same port with the
 //! same data.
@@ -12,6 +14,7 @@
 pub mod tables;
 
 mod handler;
+mod lenient;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
@@ -27,6 +30,7 @@ use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport, TFramed
 
 use crate::Transport;
 use handler::{Handler, State};
+use lenient::Lenient;
 pub use tables::Tables;
 
 /// Where and how the test server listens.
@@ -95,7 +99,7 @@ impl HbaseTestServer {
         self.addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(Conns::default());
-        let processor = Arc::new(HbaseSyncProcessor::new(Handler { state: Arc::clone(&self.state) }));
+        let processor = Arc::new(Lenient::new(HbaseSyncProcessor::new(Handler { state: Arc::clone(&self.state) })));
         let (transport, stop2, conns2) = (self.transport, Arc::clone(&stop), Arc::clone(&conns));
         let accept = std::thread::Builder::new()
             .name(format!("hbase-test-accept-{}", self.addr.port()))
@@ -192,7 +196,7 @@ impl Drop for HbaseTestServer {
 fn accept_loop(
     listener: TcpListener,
     transport: Transport,
-    processor: Arc<HbaseSyncProcessor<Handler>>,
+    processor: Arc<Lenient<HbaseSyncProcessor<Handler>>>,
     stop: &AtomicBool,
     conns: &Arc<Conns>,
 ) {

@@ -13,6 +13,7 @@
 //! - rows without a visible cell do not exist for reads.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::RwLock;
 
 /// Why a table operation failed; the handler turns it into the exception
@@ -55,6 +56,19 @@ pub struct Cell {
     pub timestamp: i64,
     pub value: Vec<u8>,
 }
+
+/// What a scanner selects: rows below `stop` with keys starting with
+/// `prefix`, the `columns` (all when empty), cells older than `before`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanRange {
+    pub stop: Option<Vec<u8>>,
+    pub prefix: Vec<u8>,
+    pub columns: Vec<Vec<u8>>,
+    pub before: Option<i64>,
+}
+
+/// One row of a scan: its key and the newest visible cell of each column.
+pub type ScannedRow = (Vec<u8>, BTreeMap<Vec<u8>, Cell>);
 
 /// All tables of one server, behind one lock: a test server favours simple
 /// and obviously atomic (a `mutateRows` batch is applied under one write
@@ -118,7 +132,9 @@ impl Table {
 }
 
 impl Row {
-    fn visible(&self, column_filter: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Cell> {
+    /// The newest cell of each selected column (every column when the filter
+    /// is empty), among cells older than `before` when given.
+    fn visible(&self, column_filter: &[Vec<u8>], before: Option<i64>) -> BTreeMap<Vec<u8>, Cell> {
         let wanted = |name: &[u8]| {
             column_filter.is_empty()
                 || column_filter.iter().any(|c| {
@@ -135,7 +151,11 @@ impl Row {
             .iter()
             .filter(|(name, _)| wanted(name))
             .filter_map(|(name, col)| {
-                col.cells.last_key_value().map(|(ts, v)| (name.clone(), Cell { timestamp: *ts, value: v.clone() }))
+                let newest = match before {
+                    Some(before) => col.cells.range(..before).next_back(),
+                    None => col.cells.last_key_value(),
+                };
+                newest.map(|(ts, v)| (name.clone(), Cell { timestamp: *ts, value: v.clone() }))
             })
             .collect()
     }
@@ -228,7 +248,43 @@ impl Tables {
         for c in columns {
             t.check_family(table, c)?;
         }
-        Ok(t.rows.get(row).map(|r| r.visible(columns)).filter(|cells| !cells.is_empty()))
+        Ok(t.rows.get(row).map(|r| r.visible(columns, None)).filter(|cells| !cells.is_empty()))
+    }
+
+    /// Up to `limit` rows of a scan in row key order: from `from`, below
+    /// `stop` (exclusive; `None`: to the end), with keys starting with
+    /// `prefix`, each with the newest visible cell of each selected column
+    /// (all when `columns` is empty) older than `before` when given. Rows
+    /// without such a cell are skipped, as HBase skips them.
+    pub fn scan(
+        &self,
+        table: &[u8],
+        range: &ScanRange,
+        from: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ScannedRow>, TableError> {
+        let tables = self.inner.read().expect("tables lock");
+        let t = readable(&tables, table)?;
+        for c in &range.columns {
+            t.check_family(table, c)?;
+        }
+        let mut out = Vec::new();
+        for (key, row) in t.rows.range::<[u8], _>((from, Bound::Unbounded)) {
+            if out.len() >= limit || range.stop.as_deref().is_some_and(|stop| key.as_slice() >= stop) {
+                break;
+            }
+            if !key.starts_with(&range.prefix) {
+                if key.as_slice() > range.prefix.as_slice() {
+                    break; // past every key with the prefix
+                }
+                continue;
+            }
+            let cells = row.visible(&range.columns, range.before);
+            if !cells.is_empty() {
+                out.push((key.clone(), cells));
+            }
+        }
+        Ok(out)
     }
 
     /// Applies the changes of several rows at one timestamp, all or nothing:
