@@ -638,7 +638,7 @@ async fn a_replaced_control_file_moves_reads_without_a_failed_call() {
 
     load.advance(100, "load before the change").await;
     let changes0 = counter("pricing_switch_changes_total", &[]);
-    stack.rewrite_control(|c| c.list.redis.read = ReadMode::OnlyB {});
+    stack.rewrite_control(|c| c.list.redis.read = ReadMode::OnlyB {}.into());
     let at_change = load.calls();
     // In force once A stays quiet while the load goes on (calls begun
     // before the change may still reach A).
@@ -655,7 +655,7 @@ async fn a_replaced_control_file_moves_reads_without_a_failed_call() {
     assert!(stack.mget_calls(Cluster::B) > b, "only_b: B takes the reads");
 
     // And back to the split: A takes reads again.
-    stack.rewrite_control(|c| c.list.redis.read = ReadMode::default());
+    stack.rewrite_control(|c| c.list.redis.read = ReadMode::default().into());
     eventually("reads to reach redis a again", WAIT, || async {
         load.advance(20, "load after the change back").await;
         (stack.mget_calls(Cluster::A) > a).then_some(())
