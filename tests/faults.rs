@@ -2,8 +2,10 @@
 //! processes, HBase Thrift test servers and MariaDB, with a fault staged in
 //! the middle of a load of concurrent callers: a Redis killed and restarted,
 //! a Redis frozen with SIGSTOP, both Redis down, one HBase down, every store
-//! down, MySQL gone under the detail path, latency on one Redis, and the
-//! control file replaced.
+//! down, MySQL gone under the detail path, latency on one Redis, the
+//! control file replaced, and seed 001's long-outage runbook as a drill
+//! (list, detail and projector steered by one control file). The last test
+//! checks the detail server's zone-aware reads.
 //!
 //! Every test asserts the same two things about its load: no admitted call
 //! failed, and no price was wrong. "Right" is the engine's own evaluation of
@@ -31,14 +33,22 @@ use pricing_record::{ActivityKind, Channel as SalesChannel, GoodsId};
 use pricing_store::conformance::{activity, record};
 use pricing_store::{Cluster, ReadMode, RecordStore, SharedRecord};
 use pricing_testkit::net::eventually;
+use pricing_control::ReadSwitch;
+use pricing_projector::{Progress, ReconcileOptions, Scope};
+use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
+use pricing_proto::v1::list_pricing_client::ListPricingClient;
+use pricing_store::WriteMode;
+use pricing_store_sql::GoodsRow;
 use pricing_testkit::proxy::Mode;
 use pricing_tests::app;
+use pricing_tests::drill_stack::{DrillStack, switch_changes};
 use pricing_tests::fault_stack::{DetailFaultStack, ListFaultStack, cluster_settings, signed};
-use pricing_tests::real_stack::counter;
+use pricing_tests::real_stack::{counter, gauge};
 use rust_decimal::Decimal;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Code;
+use tonic::transport::Channel;
 
 /// Deadline of every wait on a condition.
 const WAIT: Duration = Duration::from_secs(20);
@@ -258,6 +268,17 @@ async fn list_load(
     for _ in 0..clients {
         connections.push(stack.list().await);
     }
+    list_load_on(connections, per_client, truth, stale, batch)
+}
+
+/// [`list_load`] over connections of any list server.
+fn list_load_on(
+    connections: Vec<ListPricingClient<Channel>>,
+    per_client: Option<u64>,
+    truth: Arc<Truth>,
+    stale: Stale,
+    batch: impl Fn(u64, u64) -> Vec<GoodsId> + Send + Sync + 'static,
+) -> Load {
     let batch = Arc::new(batch);
     Load::start(connections, per_client, move |mut list, c, i| {
         let (truth, ids) = (Arc::clone(&truth), batch(c, i));
@@ -638,7 +659,7 @@ async fn a_replaced_control_file_moves_reads_without_a_failed_call() {
 
     load.advance(100, "load before the change").await;
     let changes0 = counter("pricing_switch_changes_total", &[]);
-    stack.rewrite_control(|c| c.list.redis.read = ReadMode::OnlyB {});
+    stack.rewrite_control(|c| c.list.redis.read = ReadMode::OnlyB {}.into());
     let at_change = load.calls();
     // In force once A stays quiet while the load goes on (calls begun
     // before the change may still reach A).
@@ -655,7 +676,7 @@ async fn a_replaced_control_file_moves_reads_without_a_failed_call() {
     assert!(stack.mget_calls(Cluster::B) > b, "only_b: B takes the reads");
 
     // And back to the split: A takes reads again.
-    stack.rewrite_control(|c| c.list.redis.read = ReadMode::default());
+    stack.rewrite_control(|c| c.list.redis.read = ReadMode::default().into());
     eventually("reads to reach redis a again", WAIT, || async {
         load.advance(20, "load after the change back").await;
         (stack.mget_calls(Cluster::A) > a).then_some(())
@@ -665,4 +686,212 @@ async fn a_replaced_control_file_moves_reads_without_a_failed_call() {
     summary.assert_clean();
     assert!(at_change < summary.answered, "the change came mid-load");
     stack.stop().await;
+}
+
+/// Whether the engine prices a record for the load's caller now (live, and
+/// an answer the servers give rather than "not found").
+fn priceable(record: &SharedRecord) -> bool {
+    !record.is_tombstone() && best_price(record, &engine_context(), now_ms(), false).is_ok()
+}
+
+/// A detail load: GetGoodsPrice of `ids` in turn, every answer priced
+/// right and read from Redis (never MySQL: the Redis pair must answer all).
+fn detail_load(connections: Vec<DetailPricingClient<Channel>>, truth: Arc<Truth>, ids: Vec<GoodsId>) -> Load {
+    let ids = Arc::new(ids);
+    Load::start(connections, None, move |mut detail, c, i| {
+        let id = ids[((c * 13 + i) as usize) % ids.len()];
+        let truth = Arc::clone(&truth);
+        async move {
+            let request = GetGoodsPriceRequest { goods_id: id, context: Some(app("user-1")) };
+            let reply = detail.get_goods_price(signed(request)).await.map_err(|s| format!("goods {id}: {s}"))?;
+            let price = reply.into_inner().price.ok_or_else(|| format!("goods {id}: no price"))?;
+            truth.check(&price)?;
+            if price.tier() != v1::Tier::Redis {
+                return Err(format!("goods {id} answered from {:?}", price.tier()));
+            }
+            Ok(vec![price])
+        }
+    })
+}
+
+/// Gives goods `id` a new base price in MySQL (a new version).
+async fn reprice(stack: &DrillStack, id: GoodsId, cents: i64) -> u64 {
+    let old = stack.records(&[id]).await.remove(0);
+    let row = GoodsRow {
+        id,
+        store_id: old.store_id,
+        base_price: Decimal::new(cents, 2),
+        currency: "CNY".into(),
+        status: old.status,
+    };
+    stack.truth.catalog().upsert_goods(&row).await.expect("reprice goods")
+}
+
+/// Waits until `store` holds goods `id` at `version`.
+async fn holds(store: &pricing_store_redis::RedisStore, id: GoodsId, version: u64, what: &str) {
+    eventually(what, WAIT, || async {
+        let held = store.fetch(&[id]).await.ok()?;
+        (held.first()?.version == version).then_some(())
+    })
+    .await;
+}
+
+fn only(name: &str) -> Scope {
+    Scope::Only(vec![name.to_owned()])
+}
+
+// 9. Seed 001's long outage of one cluster, the runbook of
+//    docs/OPERATIONS.md ("Long outage of one cluster") step by step, under a
+//    list and a detail load: cluster A lost; one control file forces reads
+//    and writes to B on both servers and in the projector; A comes back
+//    empty; dual write, a full sync of A from MySQL, reconcile of A; dual
+//    reads; reconcile of everything. No call fails, every answer is the
+//    engine's, nothing differs at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_long_outage_runbook_as_a_drill_fails_no_call_and_leaves_no_difference() {
+    let _turn = TURN.lock().await;
+    const GOODS: u64 = 200;
+    // The detail server sits in zone-1, next to cluster A: it reads A first.
+    let mut stack = DrillStack::start(GOODS, Some("zone-1")).await;
+    let all: Vec<GoodsId> = (1..=GOODS).collect();
+    let live: Vec<SharedRecord> = stack.records(&all).await.into_iter().filter(priceable).collect();
+    // Two goods the drill reprices; the loads ask for the others.
+    let (changed, loaded) = live.split_at(2);
+    let changed: Vec<GoodsId> = changed.iter().map(|r| r.goods_id).collect();
+    let mut ids: Vec<GoodsId> = loaded.iter().map(|r| r.goods_id).collect();
+    ids.truncate(ids.len() / 10 * 10);
+    assert!(ids.len() >= 100, "the demo catalogue has live goods: {}", ids.len());
+    let truth = Truth::new(loaded);
+    let mut lists = Vec::new();
+    for _ in 0..4 {
+        lists.push(stack.list().await);
+    }
+    let list = list_load_on(lists, None, Arc::clone(&truth), Stale::Refused, rotating(ids.clone(), 10));
+    let detail = detail_load(vec![stack.detail().await, stack.detail().await], Arc::clone(&truth), ids.clone());
+    list.advance(200, "list load before the outage").await;
+    detail.advance(50, "detail load before the outage").await;
+
+    // The outage: cluster A lost whole. Reads that pick A fail over to B.
+    let failovers0 = failovers("redis-a");
+    tokio::task::block_in_place(|| stack.redis_mut(Cluster::A).kill());
+    let at_loss = list.calls();
+    list.advance(200, "list load with cluster a lost").await;
+    detail.advance(50, "detail load with cluster a lost").await;
+    assert!(failovers("redis-a") > failovers0, "reads that picked A failed over (counted)");
+
+    // Step 1: force single read and single write on B, servers and projector,
+    // in the one control file.
+    let before = ["list.redis.read.mode", "detail.redis.read.mode", "projector.redis.write"].map(switch_changes);
+    stack.rewrite_control(|c| {
+        for pair in [&mut c.list.redis, &mut c.detail.redis] {
+            pair.read = ReadSwitch::OnlyB {};
+            pair.write = WriteMode::OnlyB;
+        }
+        c.projector.redis.write = WriteMode::OnlyB;
+    });
+    stack.wait_applied("list.redis.read.mode", before[0]).await;
+    stack.wait_applied("detail.redis.read.mode", before[1]).await;
+    stack.wait_applied("projector.redis.write", before[2]).await;
+    let projector = Arc::clone(&stack.projector);
+    let redis_pair = &projector.targets().pairs[0];
+    assert_eq!(redis_pair.settings().write, WriteMode::OnlyB, "the running projector writes B only");
+    // A change during the outage reaches B through the running incremental
+    // loop; A is skipped, not queued.
+    let b = stack.redis_store(Cluster::B);
+    let v0 = reprice(&stack, changed[0], 4_321).await;
+    holds(&b, changed[0], v0, "the loop to write the change to B").await;
+    assert_eq!(stack.truth.retry_depth().await.expect("queue depth"), 0, "A is skipped, not queued");
+
+    // Step 2: the cluster is recovered outside the service, empty. Nothing reads it.
+    tokio::task::block_in_place(|| stack.redis_mut(Cluster::A).restart());
+    list.advance(200, "list load with cluster a back but empty").await;
+    detail.advance(50, "detail load with cluster a back but empty").await;
+    assert_eq!(stack.mget_calls(Cluster::A), 0, "only_b: no read reaches the empty cluster");
+    assert_eq!(stack.keys(Cluster::A), 0, "A came back empty");
+
+    // Step 3: dual write again, reads still on B.
+    let before = ["list.redis.write", "detail.redis.write", "projector.redis.write"].map(switch_changes);
+    stack.rewrite_control(|c| {
+        c.list.redis.write = WriteMode::Both;
+        c.detail.redis.write = WriteMode::Both;
+        c.projector.redis.write = WriteMode::Both;
+    });
+    stack.wait_applied("list.redis.write", before[0]).await;
+    stack.wait_applied("detail.redis.write", before[1]).await;
+    stack.wait_applied("projector.redis.write", before[2]).await;
+    assert_eq!(redis_pair.settings().write, WriteMode::Both);
+    let a = stack.redis_store(Cluster::A);
+    let v1 = reprice(&stack, changed[1], 5_432).await;
+    holds(&a, changed[1], v1, "the loop to write a new change to A again").await;
+
+    // Step 4: the full sync of the recovered side from MySQL (`full --only redis-a`).
+    let full = stack.projector.full(&only("redis-a"), false, &Progress::logs_only()).await.expect("full --only redis-a");
+    let refilled = &full.targets["redis-a"];
+    assert_eq!(refilled.written + refilled.skipped_older, GOODS, "every goods written to A");
+    assert!(full.targets.get("redis-b").is_none_or(|c| c.written + c.skipped_older == 0), "B is left alone");
+    assert_eq!(stack.keys(Cluster::A), stack.keys(Cluster::B));
+
+    // Step 5: verify A (`reconcile --only redis-a`).
+    let check_a = ReconcileOptions { scope: only("redis-a"), ..ReconcileOptions::default() };
+    let report = stack.projector.reconcile(&check_a).await.expect("reconcile redis-a");
+    assert_eq!(report.differences(), 0, "{}", report.table());
+
+    // Step 6: dual reads again: split on the list server, the local zone
+    // (A) first on the detail server.
+    let a_before = stack.mget_calls(Cluster::A);
+    let before = ["list.redis.read.mode", "detail.redis.read.mode"].map(switch_changes);
+    stack.rewrite_control(|c| {
+        c.list.redis.read = ReadSwitch::Split { a_percent: 50 };
+        c.detail.redis.read = ReadSwitch::PreferLocal { local: None };
+    });
+    stack.wait_applied("list.redis.read.mode", before[0]).await;
+    stack.wait_applied("detail.redis.read.mode", before[1]).await;
+    eventually("reads to reach cluster a again", WAIT, || async {
+        list.advance(20, "list load after dual reads").await;
+        (stack.mget_calls(Cluster::A) > a_before + 20).then_some(())
+    })
+    .await;
+    detail.advance(50, "detail load after dual reads").await;
+
+    // The whole pair agrees with MySQL.
+    let report = stack.projector.reconcile(&ReconcileOptions::default()).await.expect("reconcile");
+    assert_eq!(report.differences(), 0, "{}", report.table());
+    assert_eq!(report.stores.len(), 2, "{}", report.table());
+
+    let (list, detail) = (list.finish().await, detail.finish().await);
+    list.assert_clean();
+    detail.assert_clean();
+    assert!(at_loss < list.answered, "the outage came mid-load");
+    assert_eq!(detail.tiers[v1::Tier::Redis as usize], detail.prices(), "Redis answered every detail read");
+    stack.stop().await;
+}
+
+// 10. Zone-aware reads: the detail server reads the cluster of its own zone
+//     first by default (the control file only maps zones to clusters); a
+//     server whose zone is unknown reads split and says so in a gauge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_server_reads_the_cluster_of_its_zone_first() {
+    let _turn = TURN.lock().await;
+    let unknown_zone = || gauge("pricing_prefer_local_zone_unknown", &[("pair", "detail.redis")]);
+    for (zone, local) in [(Some("zone-2"), Some(Cluster::B)), (None, None)] {
+        let stack = DrillStack::start(40, zone).await;
+        assert_eq!(stack.control().detail.redis.read, ReadSwitch::PreferLocal { local: None }, "the default");
+        let all: Vec<GoodsId> = (1..=40).collect();
+        let live: Vec<SharedRecord> = stack.records(&all).await.into_iter().filter(priceable).collect();
+        let truth = Truth::new(&live);
+        let ids: Vec<GoodsId> = live.iter().map(|r| r.goods_id).collect();
+        let mget0 = [stack.mget_calls(Cluster::A), stack.mget_calls(Cluster::B)];
+        let load = detail_load(vec![stack.detail().await], truth, ids);
+        load.advance(60, "detail load").await;
+        let summary = load.finish().await;
+        summary.assert_clean();
+        // Set when the detail server bound its pair (before its first call).
+        assert_eq!(unknown_zone(), if local.is_none() { 1.0 } else { 0.0 }, "zone {zone:?}");
+        let reads = [stack.mget_calls(Cluster::A) - mget0[0], stack.mget_calls(Cluster::B) - mget0[1]];
+        match local {
+            Some(Cluster::B) => assert_eq!((reads[0], reads[1] >= 60), (0, true), "zone-2 reads B only: {reads:?}"),
+            _ => assert!(reads[0] > 0 && reads[1] > 0, "an unknown zone reads split: {reads:?}"),
+        }
+        stack.stop().await;
+    }
 }

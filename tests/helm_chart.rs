@@ -287,6 +287,18 @@ fn pdbs_autoscalers_and_zone_spread_cover_both_servers() {
             "topology.kubernetes.io/zone"
         );
     }
+    // Each server pod learns its zone from its topology label (copied from
+    // its node onto the pod by Kubernetes), or from a fixed value.
+    for (server, _) in SERVERS {
+        let deployment = format!("Deployment/{server}");
+        assert_eq!(r.str(&deployment, &format!("{CONTAINER}.env[0].name")), "PRICING_ZONE");
+        assert_eq!(
+            r.str(&deployment, &format!("{CONTAINER}.env[0].valueFrom.fieldRef.fieldPath")),
+            "metadata.labels['topology.kubernetes.io/zone']"
+        );
+    }
+    let fixed = render(&[], &[r#"zone={"value":"zone-1"}"#]);
+    assert_eq!(fixed.str("Deployment/pricing-detail", &format!("{CONTAINER}.env[0].value")), "zone-1");
     let off = render(&[], &[r#"list.pdb={"enabled":false}"#]);
     assert!(!off.has("PodDisruptionBudget/pricing-list"));
     assert!(off.has("PodDisruptionBudget/pricing-detail"));
@@ -323,6 +335,10 @@ fn production_values_render_the_projector_loop_cronjobs_monitoring_and_parseable
     assert!(!detail.checkout.quote_secret.is_empty(), "every detail pod shares the quote secret");
     let projector = pod_config(&r, "pricing-projector-config");
     assert!(projector.contains("[telemetry]") && projector.contains("database_url = \"mysql://"), "{projector}");
+    // The projector follows the servers' control file ([projector]: write modes, pause).
+    assert!(projector.contains("[control]\nfile = \"/etc/pricing/control/control.toml\""), "{projector}");
+    let mounts = r.under("Deployment/pricing-projector-incremental", &format!("{CONTAINER}.volumeMounts["));
+    assert!(mounts.values().any(|v| v == "\"/etc/pricing/control\""), "{mounts:?}");
 
     // Credentials sit in the Secret, never in a ConfigMap.
     for config_map in r.kinds("ConfigMap") {

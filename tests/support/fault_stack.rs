@@ -85,8 +85,8 @@ pub fn wide_dual() -> DualSettings {
 pub fn base_control() -> ControlConfig {
     let mut control = ControlConfig::default();
     control.callers.insert(CALLER.into(), CallerAccount::with_token(CALLER_TOKEN, 1_000_000, None, 1_000));
-    control.list.redis = wide_dual();
-    control.list.hbase = wide_dual();
+    control.list.redis = wide_dual().into();
+    control.list.hbase = wide_dual().into();
     control.list.cache = CacheSettings {
         ttl: Duration::from_millis(1),
         negative_ttl: Duration::from_millis(1),
@@ -148,8 +148,8 @@ impl ListFaultStack {
         config.server.control_poll_ms = 50;
         config.read.tiers = vec!["redis".into(), "hbase".into()];
         config.cache = control.list.cache.clone();
-        config.redis = Some(redis_pair_config(&redis_urls, control.list.redis.clone()));
-        config.hbase = Some(hbase_pair_config(&hbase, control.list.hbase.clone()));
+        config.redis = Some(redis_pair_config(&redis_urls, control.list.redis.resolve(None).0));
+        config.hbase = Some(hbase_pair_config(&hbase, control.list.hbase.resolve(None).0));
 
         let direct = [redis[0].url(), redis[1].url()];
         let seed_redis = pricing_store_pairs::redis_pair("seed-redis", &redis_pair_config(&direct, wide_dual()))
@@ -272,7 +272,9 @@ impl Drop for ListFaultStack {
     }
 }
 
-fn write_control(path: &std::path::Path, control: &ControlConfig) {
+/// Writes a control file the way a ConfigMap update lands: aside, then
+/// renamed over the watched path.
+pub fn write_control(path: &std::path::Path, control: &ControlConfig) {
     control.validate().expect("the test's control file is valid");
     let text = toml::to_string(control).expect("control config as toml");
     let aside = path.with_extension("next");
@@ -280,7 +282,8 @@ fn write_control(path: &std::path::Path, control: &ControlConfig) {
     std::fs::rename(&aside, path).expect("swap control file");
 }
 
-fn redis_pair_config(urls: &[String; 2], settings: DualSettings) -> RedisPairConfig {
+/// A standalone Redis pair over `urls` with the wide per-call budgets.
+pub fn redis_pair_config(urls: &[String; 2], settings: DualSettings) -> RedisPairConfig {
     let cluster = |url: &String| RedisClusterConfig {
         urls: vec![url.clone()],
         cluster: false,

@@ -1,6 +1,7 @@
 //! The harness of the cross-service tests: both servers in-process on
 //! 127.0.0.1:0, clients over real gRPC, clean shutdown.
 
+pub mod drill_stack;
 pub mod fault_stack;
 pub mod real_stack;
 

@@ -280,16 +280,29 @@ pub fn command_calls(info: &str, command: &str) -> u64 {
 /// The sum of a Prometheus counter over the series carrying every given
 /// label, from the process-wide recorder the servers install.
 pub fn counter(name: &str, labels: &[(&str, &str)]) -> u64 {
+    series_values(name, labels).filter_map(|value| value.parse::<u64>().ok()).sum()
+}
+
+/// A gauge's value, summed over the series carrying every given label (0
+/// when there is none).
+pub fn gauge(name: &str, labels: &[(&str, &str)]) -> f64 {
+    series_values(name, labels).filter_map(|value| value.parse::<f64>().ok()).sum()
+}
+
+/// The values, as text, of the series of `name` that carry every label.
+fn series_values(name: &str, labels: &[(&str, &str)]) -> impl Iterator<Item = String> {
     let text = pricing_telemetry::prometheus().render();
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let name = name.to_owned();
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
             let (series, value) = line.rsplit_once(' ')?;
             let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let matches = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse::<u64>().ok()).flatten()
+            (metric == name && wanted.iter().all(|label| rest.contains(label.as_str()))).then(|| value.to_owned())
         })
-        .sum()
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// The chain as the server sees it, counting the calls that enter it.

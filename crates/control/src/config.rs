@@ -14,9 +14,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pricing_store::settings::millis;
-use pricing_store::{BreakerSettings, CacheSettings, DualSettings};
+use pricing_store::{BreakerSettings, CacheSettings, WriteMode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::pair::{PairSwitches, ReadSwitch};
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -77,6 +79,9 @@ pub struct ControlConfig {
     pub canary: CanarySettings,
     #[serde(default)]
     pub shadow: ShadowSettings,
+    /// The projector's write switches: write mode per pair and a pause.
+    #[serde(default)]
+    pub projector: ProjectorSwitches,
 }
 
 impl Default for ControlConfig {
@@ -93,6 +98,7 @@ impl Default for ControlConfig {
             breakers: BreakerSettings::default(),
             canary: CanarySettings::default(),
             shadow: ShadowSettings::default(),
+            projector: ProjectorSwitches::default(),
         }
     }
 }
@@ -101,24 +107,60 @@ impl Default for ControlConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListSwitches {
-    /// The Redis pair: split ratio, forced cluster, write mode, timeouts, breakers.
-    pub redis: DualSettings,
+    /// The Redis pair: split ratio, forced cluster, write mode, timeouts,
+    /// breakers, zones.
+    pub redis: PairSwitches,
     /// The HBase pair, same switches.
-    pub hbase: DualSettings,
+    pub hbase: PairSwitches,
     /// The in-process cache: lifetimes, stale-if-error grace, size.
     pub cache: CacheSettings,
 }
 
 /// The detail server's read path.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetailSwitches {
     /// Read MySQL only, skipping Redis (Redis broken or known stale).
     pub redis_bypass: bool,
     /// Emergency: answer detail reads by asking the list server.
     pub fallback_to_list: bool,
-    /// The detail path's Redis pair.
-    pub redis: DualSettings,
+    /// The detail path's Redis pair. Default: the pod's own zone first
+    /// (DESIGN.md: "Redis (local cluster first)"), split while the zone is
+    /// unknown.
+    pub redis: PairSwitches,
+}
+
+impl Default for DetailSwitches {
+    fn default() -> Self {
+        DetailSwitches {
+            redis_bypass: false,
+            fallback_to_list: false,
+            redis: PairSwitches { read: ReadSwitch::PreferLocal { local: None }, ..PairSwitches::default() },
+        }
+    }
+}
+
+/// The projector's switches (seed 001: the data sync side has its own
+/// manual control, "强制指定为单写", next to the read side's). The
+/// projector's running loop reads them at every batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectorSwitches {
+    /// Hold every write: the incremental loop stops at its next batch and
+    /// leaves the watermark (and the retry queue) where they are.
+    pub paused: bool,
+    /// Where the projector writes the Redis pair.
+    pub redis: ProjectorPairSwitches,
+    /// Where the projector writes the HBase pair.
+    pub hbase: ProjectorPairSwitches,
+}
+
+/// The projector's switches for one pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectorPairSwitches {
+    /// `both`, `only_a`, `only_b`: a cluster left out is skipped, not queued.
+    pub write: WriteMode,
 }
 
 /// One caller's account: how it proves who it is and what it may use.
@@ -386,7 +428,7 @@ impl ControlConfig {
         Ok(config)
     }
 
-    fn pair(&self, section: &str, pair: &str) -> &DualSettings {
+    fn pair(&self, section: &str, pair: &str) -> &PairSwitches {
         match (section, pair) {
             ("list", "redis") => &self.list.redis,
             ("list", _) => &self.list.hbase,
@@ -394,7 +436,7 @@ impl ControlConfig {
         }
     }
 
-    fn pair_mut(&mut self, section: &str, pair: &str) -> &mut DualSettings {
+    fn pair_mut(&mut self, section: &str, pair: &str) -> &mut PairSwitches {
         match (section, pair) {
             ("list", "redis") => &mut self.list.redis,
             ("list", _) => &mut self.list.hbase,
@@ -573,8 +615,10 @@ mod tests {
     #[test]
     fn example_file_parses_with_every_section() {
         let c = ControlConfig::parse(EXAMPLE).unwrap();
-        assert_eq!(c.list.redis.read, pricing_store::ReadMode::Split { a_percent: 50 });
-        assert_eq!(c.list.hbase.read, pricing_store::ReadMode::PreferLocal { local: pricing_store::Cluster::A });
+        assert_eq!(c.list.redis.read, ReadSwitch::Split { a_percent: 50 });
+        assert_eq!(c.list.hbase.read, ReadSwitch::PreferLocal { local: Some(pricing_store::Cluster::A) });
+        assert_eq!(c.detail.redis.read, ReadSwitch::PreferLocal { local: None });
+        assert_eq!(c.detail.redis.zones["zone-2"], pricing_store::Cluster::B);
         assert_eq!(c.list.cache.stale_grace, Duration::from_secs(120));
         assert!(!c.detail.redis_bypass);
         assert!(c.detail.fallback_to_list);
@@ -593,6 +637,19 @@ mod tests {
         assert_eq!(c.shadow_basis_points("stable"), 10);
         assert!(c.detail_redis_bypass("mysql-direct"));
         assert!(!c.detail_redis_bypass("stable"));
+        assert!(!c.projector.paused);
+        assert_eq!(c.projector.redis.write, pricing_store::WriteMode::Both);
+    }
+
+    #[test]
+    fn the_detail_pair_reads_the_local_zone_first_by_default() {
+        let c = ControlConfig::default();
+        assert_eq!(c.detail.redis.read, ReadSwitch::PreferLocal { local: None });
+        assert_eq!(c.list.redis.read, ReadSwitch::Split { a_percent: 50 }, "the list pair keeps both clusters warm");
+        assert_eq!(
+            invalid_field("version = 1\n[detail.redis]\nzones = { 'zone 1' = 'a' }"),
+            "detail.redis.zones"
+        );
     }
 
     #[test]
@@ -623,6 +680,9 @@ mod tests {
             "version = 1\n[breakers]\nerror_ratio = 3",
             "version = 1\n[canary]\ndefault = 'x'",
             "version = 1\n[shadow]\nrate = 3",
+            "version = 1\n[projector]\npause = true",
+            "version = 1\n[projector.redis]\nwrite = 'both'\nread = 'split'",
+            "version = 1\n[projector.redis]\nwrite = 'only_c'",
         ] {
             assert!(matches!(ControlConfig::parse(text), Err(ControlError::Parse(_))), "accepted: {text}");
         }

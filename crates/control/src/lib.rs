@@ -2,24 +2,27 @@
 //!
 //! Layout: [`config`] is the file as data ([`ControlConfig`]: the list and
 //! detail read-path switches, caller accounts, global limits, hot keys,
-//! breaker defaults, canary rules and shadow verification), parsed strictly
-//! and checked in one `validate`; [`switchboard`] holds the config in force
+//! breaker defaults, canary rules, shadow verification and the projector's
+//! write mode and pause), parsed strictly and checked in one `validate`; [`switchboard`] holds the config in force
 //! ([`Switchboard`]: an `ArcSwap` snapshot), reloads it by content hash from a
 //! watcher task or on demand, refuses a bad file and keeps the last good one,
 //! and pushes store settings into the `Live` cells the stores read on every
-//! call; [`view`] is what operators see: the admin JSON with secrets
+//! call (a pair's section, [`pair`], resolved for the process's zone
+//! first); [`view`] is what operators see: the admin JSON with secrets
 //! redacted and the per-switch diff logged on every change. Every switch is
 //! listed with its default in docs/CONTROL.md; examples/control.toml is a
 //! full file.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod pair;
 pub mod switchboard;
 pub mod view;
 
 pub use config::{
     CallerAccount, CanaryRule, CanarySettings, ControlConfig, ControlError, DetailSwitches, GlobalLimits,
-    HotKeySettings, ListSwitches, ShadowSettings, VariantOverrides,
+    HotKeySettings, ListSwitches, ProjectorPairSwitches, ProjectorSwitches, ShadowSettings, VariantOverrides,
 };
-pub use switchboard::{PairSwitch, Reload, Switchboard};
+pub use pair::{Locality, PairSwitches, ReadSwitch};
+pub use switchboard::{PairSwitch, ProjectorPair, Reload, Switchboard};
 pub use view::Change;

@@ -11,16 +11,28 @@
 //! `pricing_switch_changes_total{switch}`, `pricing_control_version` moves
 //! up by one, and the store cells bound to the switch board receive their new
 //! `DualSettings` / `CacheSettings` so each store sees them on its next call.
+//! The projector's pair cells ([`Switchboard::bind_projector_pair`]) take
+//! only the write mode of `[projector.<pair>]`: their timeouts and breakers
+//! stay the projector's own.
+//!
+//! A pair section is resolved for this process's zone
+//! ([`Switchboard::set_zone`], which the binary reads once at start) before
+//! it is pushed: `prefer_local` without `local` becomes the cluster of the
+//! zone, or `split` when the zone is unknown. How each bound pair resolved is
+//! logged once per change (`prefer_local zone resolved` / `prefer_local
+//! without a known zone: reading split`) and shown in the gauge
+//! `pricing_prefer_local_zone_unknown{pair}` (1 while such a pair reads split).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
-use pricing_store::{CacheSettings, DualSettings, Live, live};
+use pricing_store::{CacheSettings, DualSettings, Live, WriteMode, live};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ControlConfig, ControlError};
+use crate::pair::{Locality, PairSwitches};
 use crate::view::{self, Change};
 
 /// The store pairs whose settings the control file carries.
@@ -35,7 +47,7 @@ pub enum PairSwitch {
 }
 
 impl PairSwitch {
-    fn settings(self, config: &ControlConfig) -> &DualSettings {
+    fn settings(self, config: &ControlConfig) -> &PairSwitches {
         match self {
             PairSwitch::ListRedis => &config.list.redis,
             PairSwitch::ListHbase => &config.list.hbase,
@@ -44,6 +56,38 @@ impl PairSwitch {
     }
 
     const ALL: [PairSwitch; 3] = [PairSwitch::ListRedis, PairSwitch::ListHbase, PairSwitch::DetailRedis];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The section's name: the `pair` label of the zone gauge.
+    pub fn section(self) -> &'static str {
+        match self {
+            PairSwitch::ListRedis => "list.redis",
+            PairSwitch::ListHbase => "list.hbase",
+            PairSwitch::DetailRedis => "detail.redis",
+        }
+    }
+}
+
+/// The projector's pairs, whose write mode `[projector.redis]` and
+/// `[projector.hbase]` carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProjectorPair {
+    Redis,
+    Hbase,
+}
+
+impl ProjectorPair {
+    fn write(self, config: &ControlConfig) -> WriteMode {
+        match self {
+            ProjectorPair::Redis => config.projector.redis.write,
+            ProjectorPair::Hbase => config.projector.hbase.write,
+        }
+    }
+
+    const ALL: [ProjectorPair; 2] = [ProjectorPair::Redis, ProjectorPair::Hbase];
 
     fn index(self) -> usize {
         self as usize
@@ -82,6 +126,12 @@ struct State {
     last_seen: Option<Seen>,
     pairs: [Vec<Live<DualSettings>>; 3],
     caches: Vec<Live<CacheSettings>>,
+    /// The projector's pair cells, by [`ProjectorPair`].
+    projector: [Vec<Live<DualSettings>>; 2],
+    /// This process's zone (`topology.kubernetes.io/zone` of its node).
+    zone: Option<String>,
+    /// How each pair with bound cells last resolved, to log a change once.
+    localities: [Option<Locality>; 3],
 }
 
 #[derive(PartialEq, Eq)]
@@ -135,14 +185,22 @@ impl Switchboard {
     }
 
     fn build(path: Option<PathBuf>, config: ControlConfig) -> Switchboard {
-        let pairs = PairSwitch::ALL.map(|p| vec![live(p.settings(&config).clone())]);
+        let pairs = PairSwitch::ALL.map(|p| vec![live(p.settings(&config).resolve(None).0)]);
         let caches = vec![live(config.list.cache.clone())];
         metrics::gauge!("pricing_control_version").set(1.0);
         Switchboard {
             inner: Arc::new(Inner {
                 path,
                 current: Arc::new(ArcSwap::from_pointee(config)),
-                state: Mutex::new(State { version: 1, last_seen: None, pairs, caches }),
+                state: Mutex::new(State {
+                    version: 1,
+                    last_seen: None,
+                    pairs,
+                    caches,
+                    projector: [Vec::new(), Vec::new()],
+                    zone: None,
+                    localities: [None, None, None],
+                }),
             }),
         }
     }
@@ -179,11 +237,35 @@ impl Switchboard {
     }
 
     /// Makes a cell a store already holds follow the control file: it gets
-    /// the current settings now and every accepted change after.
+    /// the current settings (resolved for this process's zone) now and
+    /// every accepted change after.
     pub fn bind_pair(&self, pair: PairSwitch, cell: Live<DualSettings>) {
         let mut state = self.lock();
-        cell.store(Arc::new(pair.settings(&self.load_config()).clone()));
+        let (settings, locality) = pair.settings(&self.load_config()).resolve(state.zone.as_deref());
+        cell.store(Arc::new(settings));
         state.pairs[pair.index()].push(cell);
+        report_locality(&mut state, pair, locality);
+    }
+
+    /// Sets this process's zone (read once at start by the binary, from the
+    /// environment the chart fills) and re-resolves every pair for it.
+    pub fn set_zone(&self, zone: Option<String>) {
+        let mut state = self.lock();
+        let zone = zone.filter(|z| !z.trim().is_empty());
+        if state.zone == zone {
+            return;
+        }
+        tracing::info!(zone = zone.as_deref().unwrap_or("(unknown)"), "this process's zone");
+        state.zone = zone;
+        let config = self.load_config();
+        for pair in PairSwitch::ALL {
+            push_pair(&mut state, pair, pair.settings(&config));
+        }
+    }
+
+    /// This process's zone, as given to [`Switchboard::set_zone`].
+    pub fn zone(&self) -> Option<String> {
+        self.lock().zone.clone()
     }
 
     /// As [`Switchboard::bind_pair`], for a cache's settings cell.
@@ -193,10 +275,24 @@ impl Switchboard {
         state.caches.push(cell);
     }
 
+    /// Makes the write mode of a projector's pair cell follow
+    /// `[projector.<pair>] write`: set now and on every accepted change;
+    /// the cell's other settings (timeouts, breakers) are left as they are.
+    pub fn bind_projector_pair(&self, pair: ProjectorPair, cell: Live<DualSettings>) {
+        let mut state = self.lock();
+        set_write(&cell, pair.write(&self.load_config()));
+        state.projector[pair.index()].push(cell);
+    }
+
+    /// Whether `[projector] paused` is set in the config in force.
+    pub fn projector_paused(&self) -> bool {
+        self.load_config().projector.paused
+    }
+
     /// The admin view: `{"version": n, "config": {...}}` with secrets redacted.
     pub fn admin_view(&self) -> serde_json::Value {
         let state = self.lock();
-        serde_json::json!({ "version": state.version, "config": view::redacted(&self.load_config()) })
+        serde_json::json!({ "version": state.version, "zone": state.zone, "config": view::redacted(&self.load_config()) })
     }
 
     /// The admin view as a function a metrics endpoint can call for each
@@ -286,9 +382,14 @@ impl Switchboard {
         for pair in PairSwitch::ALL {
             let new = pair.settings(&config);
             if pair.settings(&old) != new {
-                let new = Arc::new(new.clone());
-                for cell in &state.pairs[pair.index()] {
-                    cell.store(new.clone());
+                push_pair(state, pair, new);
+            }
+        }
+        for pair in ProjectorPair::ALL {
+            let new = pair.write(&config);
+            if pair.write(&old) != new {
+                for cell in &state.projector[pair.index()] {
+                    set_write(cell, new);
                 }
             }
         }
@@ -314,6 +415,48 @@ impl Switchboard {
             );
         }
         Reload::Applied { version, changes }
+    }
+}
+
+/// Resolves a pair's section for this process's zone and stores it in
+/// every cell of the pair.
+fn push_pair(state: &mut State, pair: PairSwitch, section: &PairSwitches) {
+    let (settings, locality) = section.resolve(state.zone.as_deref());
+    let settings = Arc::new(settings);
+    for cell in &state.pairs[pair.index()] {
+        cell.store(settings.clone());
+    }
+    report_locality(state, pair, locality);
+}
+
+/// Logs (once per change) and gauges how a pair that stores follow found
+/// its local cluster. The board's own cells alone are not reported: a
+/// server without that pair has nothing to say about it.
+fn report_locality(state: &mut State, pair: PairSwitch, locality: Locality) {
+    if state.pairs[pair.index()].len() < 2 || state.localities[pair.index()].as_ref() == Some(&locality) {
+        return;
+    }
+    let section = pair.section();
+    let unknown = matches!(locality, Locality::Unknown { .. });
+    metrics::gauge!("pricing_prefer_local_zone_unknown", "pair" => section).set(if unknown { 1.0 } else { 0.0 });
+    match &locality {
+        Locality::Unknown { .. } => {
+            tracing::warn!(pair = section, why = %locality, "prefer_local without a known zone: reading split")
+        }
+        Locality::Zone { zone, local } => {
+            tracing::info!(pair = section, zone = %zone, local = local.as_str(), "prefer_local zone resolved")
+        }
+        Locality::NotByZone => {}
+    }
+    state.localities[pair.index()] = Some(locality);
+}
+
+/// Replaces the write mode of a pair cell, keeping the rest.
+fn set_write(cell: &Live<DualSettings>, write: WriteMode) {
+    if cell.load().write != write {
+        let mut settings = DualSettings::clone(&cell.load());
+        settings.write = write;
+        cell.store(Arc::new(settings));
     }
 }
 

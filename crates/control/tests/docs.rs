@@ -28,8 +28,8 @@ fn the_doc_names_every_key() {
         all.push(key.into());
     }
     for key in all {
-        // Caller and variant names of the example are data, not keys.
-        if ["list-web", "checkout", "marketing", "mysql-direct", "shadowed"].contains(&key.as_str()) {
+        // Caller, variant and zone names of the example are data, not keys.
+        if ["list-web", "checkout", "marketing", "mysql-direct", "shadowed", "zone-1", "zone-2"].contains(&key.as_str()) {
             continue;
         }
         let named = [format!("`{key}"), format!(".{key}"), format!("[{key}"), format!("{key}`")];

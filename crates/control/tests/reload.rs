@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_control::{ControlError, PairSwitch, Reload, Switchboard};
-use pricing_store::{ReadMode, live};
+use pricing_control::{ControlError, PairSwitch, ProjectorPair, Reload, Switchboard};
+use pricing_store::{DualSettings, ReadMode, WriteMode, live};
 
 const EXAMPLE: &str = include_str!("../examples/control.toml");
 const SPLIT_50: &str = "read = { mode = \"split\", a_percent = 50 }";
@@ -53,8 +53,68 @@ fn a_changed_file_is_applied_and_pushed_into_the_store_cells() {
     assert_eq!(owned.load().read, ReadMode::OnlyB {});
     assert_eq!(bound.load().read, ReadMode::OnlyB {});
     assert_eq!(cache.load().stale_grace, Duration::from_secs(5));
-    assert_eq!(board.snapshot().list.redis.read, ReadMode::OnlyB {});
+    assert_eq!(board.snapshot().list.redis.read, pricing_control::ReadSwitch::OnlyB {});
     assert!(Arc::ptr_eq(&detail_before, &detail.load_full()), "an unchanged pair keeps its settings object");
+}
+
+#[test]
+fn projector_cells_take_the_write_mode_and_keep_their_own_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    // The projector's own settings: a write budget and a write mode of its config file.
+    let mut own = DualSettings { write: WriteMode::OnlyA, ..DualSettings::default() };
+    own.b.write_timeout = Duration::from_secs(7);
+    let cell = live(own);
+    board.bind_projector_pair(ProjectorPair::Redis, cell.clone());
+    assert_eq!(cell.load().write, WriteMode::Both, "the control file's write mode wins at once");
+    assert!(!board.projector_paused());
+
+    write(
+        &path,
+        &EXAMPLE
+            .replace("[projector.redis]\nwrite = \"both\"", "[projector.redis]\nwrite = \"only_b\"")
+            .replace("paused = false", "paused = true"),
+    );
+    let Reload::Applied { changes, .. } = board.reload_now().unwrap() else { panic!("not applied") };
+    let switches: Vec<&str> = changes.iter().map(|c| c.switch.as_str()).collect();
+    assert_eq!(switches, ["projector.paused", "projector.redis.write"]);
+    assert_eq!(cell.load().write, WriteMode::OnlyB);
+    assert_eq!(cell.load().b.write_timeout, Duration::from_secs(7), "budgets stay the projector's");
+    assert!(board.projector_paused());
+    // The servers' pairs are not the projector's.
+    assert_eq!(board.pair(PairSwitch::ListRedis).load().write, WriteMode::Both);
+}
+
+#[test]
+fn a_pair_without_a_local_cluster_reads_the_zone_of_this_process_first() {
+    use pricing_store::Cluster;
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    // The example maps zone-1 to A and zone-2 to B for the detail pair.
+    board.set_zone(Some("zone-2".into()));
+    let detail = live(DualSettings::default());
+    board.bind_pair(PairSwitch::DetailRedis, detail.clone());
+    assert_eq!(detail.load().read, ReadMode::PreferLocal { local: Cluster::B });
+    assert_eq!(board.admin_view()["zone"], "zone-2");
+    // An explicit local is kept whatever the zone (the example's HBase pair).
+    let hbase = live(DualSettings::default());
+    board.bind_pair(PairSwitch::ListHbase, hbase.clone());
+    assert_eq!(hbase.load().read, ReadMode::PreferLocal { local: Cluster::A });
+
+    // The map changes live: zone-2 now holds A.
+    write(&path, &EXAMPLE.replace("zone-2 = \"b\"", "zone-2 = \"a\""));
+    let Reload::Applied { changes, .. } = board.reload_now().unwrap() else { panic!("not applied") };
+    assert_eq!(changes[0].switch, "detail.redis.zones.zone-2");
+    assert_eq!(detail.load().read, ReadMode::PreferLocal { local: Cluster::A });
+
+    // A zone the map does not name, or none at all: split, both clusters in use.
+    board.set_zone(Some("zone-9".into()));
+    assert_eq!(detail.load().read, ReadMode::Split { a_percent: 50 });
+    board.set_zone(None);
+    assert_eq!(detail.load().read, ReadMode::Split { a_percent: 50 });
+    assert_eq!(hbase.load().read, ReadMode::PreferLocal { local: Cluster::A });
 }
 
 #[test]
@@ -151,7 +211,7 @@ async fn the_watcher_applies_a_changed_file_on_its_next_poll() {
     }
     assert_eq!(board.version(), 2);
     assert_eq!(cell.load().read, ReadMode::OnlyA {});
-    assert_eq!(board.snapshot().detail.redis.read, ReadMode::PreferLocal { local: pricing_store::Cluster::A });
+    assert_eq!(board.snapshot().detail.redis.read, pricing_control::ReadSwitch::PreferLocal { local: None });
 
     // The task ends once the board is gone.
     drop((board, cell));

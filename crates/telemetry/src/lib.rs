@@ -23,7 +23,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use grpc::serve_grpc;
 pub use grpc_metrics::GrpcMetricsLayer;
 pub use http_metrics::{AdminView, serve_metrics};
-pub use settings::{LogFormat, ServerSettings};
+pub use settings::{LogFormat, ServerSettings, ZONE_ENV};
 
 /// Latency buckets in seconds: fine below a millisecond (memory hits), up to a second.
 const LATENCY_BUCKETS: &[f64] =

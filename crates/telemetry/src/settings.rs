@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The environment variable a server binary reads its zone from (and the
+/// only one it reads): set by the Helm chart from the pod's
+/// `topology.kubernetes.io/zone` label.
+pub const ZONE_ENV: &str = "PRICING_ZONE";
+
 /// Where a server listens and how it drains.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,6 +37,13 @@ pub struct ServerSettings {
     pub control_file: Option<PathBuf>,
     /// How often the control file is re-read, in milliseconds.
     pub control_poll_ms: u64,
+    /// The zone (machine room) this server runs in: the value of its node's
+    /// `topology.kubernetes.io/zone`. A pair whose control section says
+    /// `prefer_local` without `local` reads the cluster its `zones` map
+    /// gives this zone first. The binaries set it from the environment
+    /// variable `PRICING_ZONE` (filled by the Helm chart) when that is set;
+    /// absent: unknown, and such a pair reads split.
+    pub zone: Option<String>,
 }
 
 impl ServerSettings {
@@ -54,6 +66,7 @@ impl ServerSettings {
             worker_threads: 0,
             control_file: None,
             control_poll_ms: 500,
+            zone: None,
         }
     }
 }

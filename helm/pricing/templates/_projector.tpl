@@ -66,6 +66,16 @@ spec:
         {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
       volumeMounts:
         - {name: rendered, mountPath: /run/pricing, readOnly: true}
+        {{- if $root.Values.control.enabled }}
+        # The servers' control file ([projector]: write mode per pair, pause),
+        # the whole directory so that a ConfigMap update is seen live.
+        - {name: control, mountPath: /etc/pricing/control, readOnly: true}
+        {{- end }}
   volumes:
     {{- include "pricing.configVolumes" (dict "root" $root "configMap" .configName) | nindent 4 }}
+    {{- if $root.Values.control.enabled }}
+    - name: control
+      configMap:
+        name: {{ include "pricing.fullname" $root }}-control
+    {{- end }}
 {{- end -}}

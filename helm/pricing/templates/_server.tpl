@@ -126,6 +126,21 @@ spec:
             {{- with $v.extraArgs }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
+          {{- with $root.Values.zone }}
+          {{- if or .value .podLabel }}
+          env:
+            # This pod's zone, read once at start: a control-file pair with
+            # prefer_local and no `local` reads the cluster of this zone first.
+            - name: PRICING_ZONE
+              {{- if .value }}
+              value: {{ .value | quote }}
+              {{- else }}
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.labels['{{ .podLabel }}']
+              {{- end }}
+          {{- end }}
+          {{- end }}
           ports:
             - {name: grpc, containerPort: {{ $v.ports.grpc }}, protocol: TCP}
             - {name: metrics, containerPort: {{ $v.ports.metrics }}, protocol: TCP}

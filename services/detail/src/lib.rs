@@ -33,6 +33,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let board = Switchboard::open(config.server.control_file.as_deref(), config.server.control_poll())?;
+    board.set_zone(config.server.zone.clone());
     let sql = Arc::new(pricing_store_sql::source::open(&config.source).await?);
     let sources = build_sources(&config, Arc::clone(&sql), &board)?;
     let served = serve_with_sources(listener, config, sources, board, shutdown).await;

@@ -39,6 +39,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(format) = args.log_format {
         config.server.log_format = format;
     }
+    // The only environment variable the server reads, here and once: its
+    // zone, which the Helm chart fills from the node's topology label.
+    if let Some(zone) = std::env::var(pricing_telemetry::ZONE_ENV).ok().filter(|z| !z.is_empty()) {
+        config.server.zone = Some(zone);
+    }
     let server = config.server.clone();
     pricing_telemetry::run_server(&server, |listener, shutdown| pricing_detail::serve(listener, config, shutdown))
 }

@@ -33,6 +33,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let board = Switchboard::open(config.server.control_file.as_deref(), config.server.control_poll())?;
+    board.set_zone(config.server.zone.clone());
     let path = build_read_path(&config, None).await?;
     path.follow(&board);
     let served = serve_with(listener, config, path.reader, board, path.truth, shutdown).await;

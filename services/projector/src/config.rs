@@ -35,6 +35,27 @@ pub struct ProjectorConfig {
     pub purge: PurgeConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The live control file the servers read: its `[projector]` section
+    /// sets the write mode per pair and pauses the incremental loop.
+    #[serde(default)]
+    pub control: ControlFileConfig,
+}
+
+/// Where the live control file is (the servers' ConfigMap, mounted here too).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlFileConfig {
+    /// The control file; absent: the write modes of `[redis.settings]` and
+    /// `[hbase.settings]` stay, and nothing pauses the projector.
+    pub file: Option<std::path::PathBuf>,
+    /// How often the file is re-read (by content hash).
+    pub poll_ms: u64,
+}
+
+impl Default for ControlFileConfig {
+    fn default() -> Self {
+        ControlFileConfig { file: None, poll_ms: 1_000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -225,6 +246,9 @@ impl ProjectorConfig {
         if self.retry.drain_limit == 0 {
             return invalid("retry.drain_limit", "must be at least 1".into());
         }
+        if self.control.poll_ms == 0 {
+            return invalid("control.poll_ms", "must be above zero".into());
+        }
         if self.purge.days == 0 {
             return invalid("purge.days", "must be at least 1: a purge must never race the projection".into());
         }
@@ -252,6 +276,7 @@ mod tests {
         assert_eq!(config.purge.days, 15);
         assert!(config.hbase.is_none());
         assert_eq!(config.source.max_connections, 8);
+        assert_eq!(config.control, ControlFileConfig::default());
     }
 
     #[test]
@@ -285,12 +310,17 @@ mod tests {
             [telemetry]
             log = "debug"
             metrics_listen = "127.0.0.1:9465"
+            [control]
+            file = "/etc/pricing/control/control.toml"
+            poll_ms = 500
         "#;
         let config = ProjectorConfig::parse(text).unwrap();
         assert_eq!(config.redis.unwrap().settings.write, pricing_store::WriteMode::OnlyA);
         assert_eq!(config.sync.page_size, 1000);
         assert_eq!(config.purge.days, 30);
         assert!(config.telemetry.metrics_listen.is_some());
+        assert_eq!(config.control.poll_ms, 500);
+        assert!(config.control.file.is_some());
     }
 
     #[test]

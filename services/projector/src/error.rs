@@ -16,6 +16,8 @@ pub enum ConfigError {
     Parse(String),
     #[error("config: {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    #[error("control file: {0}")]
+    Control(#[from] pricing_control::ControlError),
 }
 
 /// What kind of failure a caller (the binary, a test) can branch on.

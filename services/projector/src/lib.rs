@@ -15,6 +15,13 @@
 //! The cursors, queue and purge statements live in
 //! `pricing_store_sql::projector`, next to the schema they touch.
 //!
+//! With `[control] file`, the servers' live control file steers the
+//! projector too ([`Projector::follow`]): `[projector.redis] write` and
+//! `[projector.hbase] write` set each pair's write mode (pushed into the
+//! pair's live settings, read by every batch's dual write), and
+//! `[projector] paused` stops the incremental loop at its next batch with
+//! the watermark held.
+//!
 //! Every write carries the record's version: Redis keeps only newer ones
 //! (a Lua guard on the server), HBase uses the version as the cell
 //! timestamp, and deleted goods are written as tombstones with theirs. So
@@ -31,8 +38,10 @@ pub mod sync;
 pub mod targets;
 pub mod writer;
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use pricing_control::{ProjectorPair, Switchboard};
 use pricing_store_sql::{SqlOptions, SqlStore};
 
 pub use config::ProjectorConfig;
@@ -49,6 +58,10 @@ pub struct Projector {
     source: SqlStore,
     targets: Targets,
     config: ProjectorConfig,
+    /// The live control file, when one steers this projector.
+    control: Option<Switchboard>,
+    /// The pause state last reported: 0 none yet, 1 running, 2 paused.
+    paused_seen: AtomicU8,
 }
 
 impl Projector {
@@ -61,13 +74,64 @@ impl Projector {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_millis(config.source.statement_timeout_ms),
         };
+        // The control file first: a bad one stops the projector before it
+        // writes anything, as it stops a server from starting.
+        let board = match &config.control.file {
+            Some(path) => Some(
+                Switchboard::open(Some(path.as_path()), Duration::from_millis(config.control.poll_ms))
+                    .map_err(ConfigError::from)?,
+            ),
+            None => None,
+        };
         let source = SqlStore::connect_with(&config.source.database_url, options).await?;
         let targets = Targets::connect(&config).await?;
-        Ok(Projector::new(source, targets, config))
+        let projector = Projector::new(source, targets, config);
+        Ok(match board {
+            Some(board) => projector.follow(board),
+            None => projector,
+        })
     }
 
     pub fn new(source: SqlStore, targets: Targets, config: ProjectorConfig) -> Projector {
-        Projector { source, targets, config }
+        Projector { source, targets, config, control: None, paused_seen: AtomicU8::new(0) }
+    }
+
+    /// Makes the pairs' write modes and the pause follow a switch board
+    /// (`[projector]` of the control file). The pairs keep their own
+    /// timeouts and breakers.
+    pub fn follow(mut self, board: Switchboard) -> Projector {
+        for target in &self.targets.pairs {
+            let pair = match target.pair.name.as_str() {
+                targets::REDIS => ProjectorPair::Redis,
+                targets::HBASE => ProjectorPair::Hbase,
+                _ => continue,
+            };
+            board.bind_projector_pair(pair, target.pair.settings.clone());
+        }
+        self.control = Some(board);
+        self
+    }
+
+    /// The switch board steering this projector, if any.
+    pub fn control(&self) -> Option<&Switchboard> {
+        self.control.as_ref()
+    }
+
+    /// Whether the control file pauses the projector now. Each change seen
+    /// is logged once and sets the gauge `pricing_projector_paused` (1 paused).
+    pub fn paused(&self) -> bool {
+        let paused = self.control.as_ref().is_some_and(Switchboard::projector_paused);
+        let state = if paused { 2 } else { 1 };
+        let before = self.paused_seen.swap(state, Ordering::Relaxed);
+        if before != state {
+            metrics::gauge!("pricing_projector_paused").set(if paused { 1.0 } else { 0.0 });
+            if paused {
+                tracing::warn!("projector paused by the control file: no writes, watermark and retry queue held");
+            } else if before == 2 {
+                tracing::info!("projector resumed by the control file");
+            }
+        }
+        paused
     }
 
     pub fn source(&self) -> &SqlStore {

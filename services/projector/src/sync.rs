@@ -29,6 +29,10 @@ pub struct SyncReport {
     pub targets: BTreeMap<String, TargetCounts>,
     /// The retry drain run at the end of an incremental pass.
     pub drain: DrainReport,
+    /// The control file paused the projector: the pass stopped before a
+    /// batch (the watermark stays after the last batch written) and did not
+    /// drain the retry queue.
+    pub paused: bool,
 }
 
 /// What one drain of the retry queue did.
@@ -110,7 +114,8 @@ impl Projector {
 
     /// One incremental pass: every goods changed since the watermark (less
     /// the overlap), written everywhere, the watermark moved; then one drain
-    /// of the retry queue.
+    /// of the retry queue. Before each batch the pass asks the control file
+    /// whether the projector is paused, and if so stops there.
     pub async fn incremental_pass(&self) -> Result<SyncReport, ProjectorError> {
         let stored = self.source.cursor(INCREMENTAL).await?.unwrap_or_default();
         let overlap = self.config.sync.overlap_ms as i64;
@@ -123,6 +128,10 @@ impl Projector {
         let mut report = SyncReport::default();
         let page_size = self.config.sync.page_size;
         loop {
+            if self.paused() {
+                report.paused = true;
+                break;
+            }
             let page = self.source.changed_since(at_ms, after, page_size).await?;
             let Some(&(last_id, last_ms)) = page.last() else { break };
             let ids: Vec<GoodsId> = page.iter().map(|(id, _)| *id).collect();
@@ -142,8 +151,11 @@ impl Projector {
                 break;
             }
         }
-        report.drain = self.drain_retries().await?;
+        if !report.paused {
+            report.drain = self.drain_retries().await?;
+        }
         tracing::info!(
+            paused = report.paused,
             goods = report.goods,
             watermark_ms = mark.0,
             watermark_id = mark.1,

@@ -323,6 +323,71 @@ async fn a_purge_waits_while_a_cluster_lacks_the_tombstone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_file_sets_the_write_mode_and_pauses_the_incremental_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control.toml");
+    let set_control = |text: &str| std::fs::write(&control, format!("version = 1\n{text}")).unwrap();
+    set_control("[projector.redis]\nwrite = \"both\"\n");
+    let w = common::world_with_control("proj_control", 60, &control).await;
+    let w = &w;
+    let board = w.projector.control().expect("the control file steers the projector").clone();
+    let redis = &w.projector.targets().pairs[0];
+    full(&w).await;
+    w.assert_stores_match(&[1, 2, 3]).await;
+    let price = |id: GoodsId, cents: i64| async move {
+        let old = w.source_records(&[id]).await.remove(0);
+        let base_price = Decimal::new(cents, 2);
+        let row = GoodsRow { id, store_id: old.store_id, base_price, currency: "CNY".into(), status: old.status };
+        w.source.catalog().upsert_goods(&row).await.unwrap()
+    };
+
+    // Single write, live: redis-b is skipped, not queued; HBase is not touched by the switch.
+    set_control("[projector.redis]\nwrite = \"only_a\"\n");
+    assert!(matches!(board.reload_now().unwrap(), pricing_control::Reload::Applied { .. }));
+    assert_eq!(redis.settings().write, WriteMode::OnlyA);
+    let v1 = price(1, 1_111).await;
+    let pass = w.projector.incremental_pass().await.unwrap();
+    assert!(!pass.paused);
+    assert_eq!(pass.targets["redis-b"].written, 0, "{pass:?}");
+    assert!(pass.targets["redis-a"].written >= 1 && pass.targets["hbase-b"].written >= 1, "{pass:?}");
+    assert_eq!(w.store_records("redis-a", &[1]).await[0].version, v1);
+    assert!(w.store_records("redis-b", &[1]).await[0].version < v1);
+    assert_eq!(w.queue_depth().await, 0, "a cluster left out by the write mode is not queued");
+
+    // Paused: the next pass writes nothing and leaves the watermark where it was.
+    set_control("[projector]\npaused = true\n[projector.redis]\nwrite = \"only_a\"\n");
+    board.reload_now().unwrap();
+    let watermark = || async {
+        let cursor = w.source.cursor(pricing_projector::sync::INCREMENTAL).await.unwrap().expect("a watermark");
+        (cursor.position_ms, cursor.after_id)
+    };
+    let mark = watermark().await;
+    let v2 = price(2, 2_222).await;
+    let held = w.projector.incremental_pass().await.unwrap();
+    assert!(held.paused && w.projector.paused());
+    assert_eq!((held.goods, held.pages), (0, 0), "{held:?}");
+    assert_eq!(watermark().await, mark, "the watermark is held");
+    for store in STORES {
+        assert!(w.store_records(store, &[2]).await[0].version < v2, "{store} was written while paused");
+    }
+
+    // Resumed, dual write again: the held change reaches every cluster.
+    set_control("[projector]\npaused = false\n");
+    board.reload_now().unwrap();
+    assert_eq!(redis.settings().write, WriteMode::Both);
+    let pass = w.projector.incremental_pass().await.unwrap();
+    assert!(!pass.paused && pass.goods >= 1, "{pass:?}");
+    for store in STORES {
+        assert_eq!(w.store_records(store, &[2]).await[0].version, v2, "{store}");
+    }
+    assert!(watermark().await > mark, "the watermark moved on");
+    // redis-b missed goods 1 under only_a; its rebuild is the full sync of that side.
+    let scope = w.projector.scope(vec!["redis-b".into()]).unwrap();
+    w.projector.full(&scope, false, &Progress::logs_only()).await.unwrap();
+    assert_clean(&reconcile(&w, false).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_cluster_is_rebuilt_after_it_ran_behind_in_single_write_mode() {
     let w = world("proj_recover", 80).await;
     full(&w).await;

@@ -52,13 +52,25 @@ pub fn config_text(url: &str, redis: &[RedisServer; 2], hbase: &[HbaseTestServer
 
 /// A world whose catalogue holds the demo catalogue of `goods` goods.
 pub async fn world(prefix: &str, goods: u64) -> World {
+    world_with(prefix, goods, "").await
+}
+
+/// As [`world`], the projector steered by the control file at `control`
+/// (re-read every 50 ms; a test may also call `reload_now`).
+pub async fn world_with_control(prefix: &str, goods: u64, control: &std::path::Path) -> World {
+    let section = format!("[control]\nfile = {:?}\npoll_ms = 50\n", control.display().to_string());
+    world_with(prefix, goods, &section).await
+}
+
+async fn world_with(prefix: &str, goods: u64, extra: &str) -> World {
     let url = pricing_testkit::mysql::fresh_database(prefix).await;
     let redis = [RedisServer::start(), RedisServer::start()];
     let hbase = [
         HbaseTestServer::start_local(Transport::Buffered).expect("hbase a"),
         HbaseTestServer::start_local(Transport::Buffered).expect("hbase b"),
     ];
-    let config = ProjectorConfig::parse(&config_text(&url, &redis, &hbase)).expect("config");
+    let text = format!("{}\n{extra}", config_text(&url, &redis, &hbase));
+    let config = ProjectorConfig::parse(&text).expect("config");
     let projector = Projector::connect(config).await.expect("projector");
     let source = projector.source().clone();
     if goods > 0 {
