@@ -64,13 +64,16 @@ impl From<ReadMode> for ReadSwitch {
 }
 
 /// One store pair's switches: `[list.redis]`, `[list.hbase]`, `[detail.redis]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PairSwitches {
     pub read: ReadSwitch,
     pub write: WriteMode,
     /// In `only_a` / `only_b`, ask the other cluster when the forced one fails.
     pub failover_in_forced_mode: bool,
+    /// Budget of a read at a cluster standing alone (see `DualSettings`).
+    #[serde(rename = "alone_timeout_ms", with = "pricing_store::settings::millis")]
+    pub alone_timeout: std::time::Duration,
     pub a: ClusterSettings,
     pub b: ClusterSettings,
     /// Zone name -> the cluster in that zone. A BTreeMap for a stable order
@@ -79,12 +82,19 @@ pub struct PairSwitches {
     pub zones: BTreeMap<String, Cluster>,
 }
 
+impl Default for PairSwitches {
+    fn default() -> PairSwitches {
+        DualSettings::default().into()
+    }
+}
+
 impl From<DualSettings> for PairSwitches {
     fn from(settings: DualSettings) -> PairSwitches {
         PairSwitches {
             read: settings.read.into(),
             write: settings.write,
             failover_in_forced_mode: settings.failover_in_forced_mode,
+            alone_timeout: settings.alone_timeout,
             a: settings.a,
             b: settings.b,
             zones: BTreeMap::new(),
@@ -137,6 +147,7 @@ impl PairSwitches {
             read,
             write: self.write,
             failover_in_forced_mode: self.failover_in_forced_mode,
+            alone_timeout: self.alone_timeout,
             a: self.a.clone(),
             b: self.b.clone(),
         };
