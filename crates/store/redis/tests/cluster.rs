@@ -95,3 +95,142 @@ async fn cluster_store_comes_up_while_the_cluster_is_down_and_recovers() {
     store.put(&seeded).await.unwrap();
     check_reads(&store, &seeded).await;
 }
+
+/// A store over a 3+3 cluster with the defaults a server uses.
+fn production_store(cluster: &RedisCluster, name: &str) -> RedisStore {
+    RedisStore::new(RedisConfig::cluster(name, cluster.urls())).expect("valid config")
+}
+
+/// What a loop of reads saw: calls, failures, and the instant of the last
+/// failure (reads are back after it).
+#[derive(Default)]
+struct ReadLog {
+    ok: u64,
+    failed: u64,
+    last_failure: Option<std::time::Instant>,
+}
+
+/// Reads `ids` in batches of 20 until `stop`, as fast as the store answers.
+fn read_loop(
+    store: RedisStore,
+    ids: Vec<GoodsId>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<ReadLog> {
+    tokio::spawn(async move {
+        let mut log = ReadLog::default();
+        let mut at = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let batch: Vec<GoodsId> = (0..20).map(|k| ids[(at + k) % ids.len()]).collect();
+            at += 20;
+            match store.fetch(&batch).await {
+                Ok(found) if found.len() == batch.len() => log.ok += 1,
+                _ => {
+                    log.failed += 1;
+                    log.last_failure = Some(std::time::Instant::now());
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        log
+    })
+}
+
+#[tokio::test]
+async fn reads_and_writes_follow_a_failover_without_a_restart() {
+    let mut cluster = RedisCluster::start(ClusterOptions::default()).await;
+    let store = production_store(&cluster, "redis-failover");
+    let ids: Vec<GoodsId> = (1..=300).collect();
+    let seeded: Vec<SharedRecord> = ids.iter().map(|id| Arc::new(record(*id, 1, 1_000, vec![]))).collect();
+    assert_eq!(store.put(&seeded).await.unwrap().written, ids.len());
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = read_loop(store.clone(), ids.clone(), Arc::clone(&stop));
+    // A writer moving every goods to a higher version, batch after batch;
+    // each acknowledged batch must survive the failover.
+    let writer = {
+        let (store, ids, stop) = (store.clone(), ids.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut acknowledged: std::collections::HashMap<GoodsId, u64> = Default::default();
+            let mut version = 1;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                version += 1;
+                for chunk in ids.chunks(50) {
+                    let batch: Vec<SharedRecord> =
+                        chunk.iter().map(|id| Arc::new(record(*id, version, 1_000, vec![]))).collect();
+                    if store.put(&batch).await.is_ok() {
+                        for id in chunk {
+                            acknowledged.insert(*id, version);
+                        }
+                    }
+                }
+            }
+            acknowledged
+        })
+    };
+
+    let dead = cluster.kill_master_of_key(redis_key(7).as_bytes());
+    let promotion = cluster.wait_for_promotion(dead).await;
+    // Reads come back: a whole batch answered after the promotion.
+    let back = pricing_testkit::net::eventually("reads to succeed after the promotion", Duration::from_secs(30), || {
+        let store = store.clone();
+        let ids = ids.clone();
+        async move {
+            let all = store.fetch(&ids).await.ok()?;
+            (all.len() == ids.len()).then(std::time::Instant::now)
+        }
+    })
+    .await;
+    let reads_back = back.saturating_duration_since(promotion.at);
+    println!(
+        "failover: promoted {:?} after the kill, whole batches read {:?} after the promotion",
+        promotion.after_kill, reads_back
+    );
+    assert!(reads_back < Duration::from_secs(10), "reads took {reads_back:?} to come back");
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let log = reads.await.unwrap();
+    let acknowledged = writer.await.unwrap();
+    assert!(log.ok > 0, "the read loop ran");
+    if let Some(last) = log.last_failure {
+        assert!(
+            last.saturating_duration_since(promotion.at) < Duration::from_secs(10),
+            "reads still failed {:?} after the promotion",
+            last.saturating_duration_since(promotion.at)
+        );
+    }
+
+    // No acknowledged write was lost, no version went back.
+    let held = store.fetch(&ids).await.unwrap();
+    assert_eq!(held.len(), ids.len());
+    for record in held {
+        let acked = acknowledged.get(&record.goods_id).copied().unwrap_or(1);
+        assert!(
+            record.version >= acked,
+            "goods {} holds version {} below the acknowledged {acked}",
+            record.goods_id,
+            record.version
+        );
+    }
+}
+
+#[tokio::test]
+async fn reads_follow_a_reshard_under_load_with_no_failed_call() {
+    let cluster = RedisCluster::start(ClusterOptions::default()).await;
+    let store = production_store(&cluster, "redis-reshard");
+    let ids: Vec<GoodsId> = (1..=2_000).collect();
+    let seeded: Vec<SharedRecord> = ids.iter().map(|id| Arc::new(record(*id, 1, 1_000, vec![]))).collect();
+    for chunk in seeded.chunks(200) {
+        store.put(chunk).await.unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reads = read_loop(store.clone(), ids.clone(), Arc::clone(&stop));
+    let masters = cluster.masters();
+    let took = cluster.reshard(masters[0], masters[1], 1_000).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let log = reads.await.unwrap();
+    println!("reshard of 1,000 slots took {took:?}: {} batches read, {} failed", log.ok, log.failed);
+    assert!(log.ok > 0);
+    assert_eq!(log.failed, 0, "a batch failed during the reshard");
+    // And after it, a whole batch reads from the new owners.
+    assert_eq!(store.fetch(&ids[..200]).await.unwrap().len(), 200);
+}
