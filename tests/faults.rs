@@ -27,18 +27,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pricing_engine::best_price;
-use pricing_proto::v1::{self, BatchGetPricesRequest, GetGoodsPriceRequest, OrderLineInput, PriceOrderRequest};
-use pricing_record::{ActivityKind, Channel as SalesChannel, GoodsId};
-use pricing_store::conformance::{activity, record};
-use pricing_store::{Cluster, ReadMode, RecordStore, SharedRecord};
-use pricing_testkit::net::eventually;
 use pricing_control::ReadSwitch;
+use pricing_engine::best_price;
 use pricing_projector::{Progress, ReconcileOptions, Scope};
 use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
+use pricing_proto::v1::{self, BatchGetPricesRequest, GetGoodsPriceRequest, OrderLineInput, PriceOrderRequest};
+use pricing_record::{ActivityKind, Channel as SalesChannel, GoodsId};
 use pricing_store::WriteMode;
+use pricing_store::conformance::{activity, record};
+use pricing_store::{Cluster, ReadMode, RecordStore, SharedRecord};
 use pricing_store_sql::GoodsRow;
+use pricing_testkit::net::eventually;
 use pricing_testkit::proxy::Mode;
 use pricing_tests::app;
 use pricing_tests::drill_stack::{DrillStack, switch_changes};
@@ -825,7 +825,8 @@ async fn the_long_outage_runbook_as_a_drill_fails_no_call_and_leaves_no_differen
     holds(&a, changed[1], v1, "the loop to write a new change to A again").await;
 
     // Step 4: the full sync of the recovered side from MySQL (`full --only redis-a`).
-    let full = stack.projector.full(&only("redis-a"), false, &Progress::logs_only()).await.expect("full --only redis-a");
+    let full =
+        stack.projector.full(&only("redis-a"), false, &Progress::logs_only()).await.expect("full --only redis-a");
     let refilled = &full.targets["redis-a"];
     assert_eq!(refilled.written + refilled.skipped_older, GOODS, "every goods written to A");
     assert!(full.targets.get("redis-b").is_none_or(|c| c.written + c.skipped_older == 0), "B is left alone");

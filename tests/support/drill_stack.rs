@@ -119,9 +119,9 @@ impl DrillStack {
         let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
         let looping = Arc::clone(&projector);
         let shutdown = until_stopped();
-        tasks.push(tokio::spawn(async move {
-            looping.run_incremental(false, shutdown).await.map_err(anyhow::Error::from)
-        }));
+        tasks.push(tokio::spawn(
+            async move { looping.run_incremental(false, shutdown).await.map_err(anyhow::Error::from) },
+        ));
 
         let pair = redis_pair_config(&[redis[0].url(), redis[1].url()], wide_dual());
         let mut list = pricing_list::ListConfig::default();

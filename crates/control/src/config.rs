@@ -646,10 +646,7 @@ mod tests {
         let c = ControlConfig::default();
         assert_eq!(c.detail.redis.read, ReadSwitch::PreferLocal { local: None });
         assert_eq!(c.list.redis.read, ReadSwitch::Split { a_percent: 50 }, "the list pair keeps both clusters warm");
-        assert_eq!(
-            invalid_field("version = 1\n[detail.redis]\nzones = { 'zone 1' = 'a' }"),
-            "detail.redis.zones"
-        );
+        assert_eq!(invalid_field("version = 1\n[detail.redis]\nzones = { 'zone 1' = 'a' }"), "detail.redis.zones");
     }
 
     #[test]

@@ -207,10 +207,13 @@ mod tests {
     #[test]
     fn an_explicit_local_and_the_other_modes_ignore_the_zone() {
         let pair = parse("read = { mode = 'prefer_local', local = 'a' }\nzones = { zone-2 = 'b' }");
-        assert_eq!(pair.resolve(Some("zone-2")), (
-            DualSettings { read: ReadMode::PreferLocal { local: Cluster::A }, ..DualSettings::default() },
-            Locality::NotByZone
-        ));
+        assert_eq!(
+            pair.resolve(Some("zone-2")),
+            (
+                DualSettings { read: ReadMode::PreferLocal { local: Cluster::A }, ..DualSettings::default() },
+                Locality::NotByZone
+            )
+        );
         let pair = parse("read = { mode = 'only_b' }\nwrite = 'only_b'");
         let (settings, _) = pair.resolve(Some("zone-1"));
         assert_eq!((settings.read, settings.write), (ReadMode::OnlyB {}, WriteMode::OnlyB));

@@ -29,7 +29,8 @@ fn the_doc_names_every_key() {
     }
     for key in all {
         // Caller, variant and zone names of the example are data, not keys.
-        if ["list-web", "checkout", "marketing", "mysql-direct", "shadowed", "zone-1", "zone-2"].contains(&key.as_str()) {
+        if ["list-web", "checkout", "marketing", "mysql-direct", "shadowed", "zone-1", "zone-2"].contains(&key.as_str())
+        {
             continue;
         }
         let named = [format!("`{key}"), format!(".{key}"), format!("[{key}"), format!("{key}`")];

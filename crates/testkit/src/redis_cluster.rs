@@ -547,18 +547,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
             rest.iter().position(|&b| b == b'}').filter(|&len| len > 0).map(|len| &rest[..len])
         })
         .unwrap_or(key);
-    crc16(hashed) % SLOTS
-}
-
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
 }
 
 #[cfg(test)]
@@ -568,9 +557,9 @@ mod tests {
     #[test]
     fn key_slots_follow_the_cluster_spec() {
         // The spec's CRC16 check value, and hash tags.
-        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31c3);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % SLOTS);
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % SLOTS);
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
     }
 

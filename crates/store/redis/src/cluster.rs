@@ -699,23 +699,21 @@ fn group_by_node(topology: &Topology, keys: &[String]) -> RedisResult<Vec<(Arc<s
         .collect())
 }
 
+/// The hash slot of a key as the server computes it: CRC16 (XMODEM) of the
+/// key, or of its `{hash tag}` when it has a non-empty one, modulo 16384.
+/// (`redis::cluster_routing::Slot` keeps its number private; the tests hold
+/// this to it and to the cluster spec's examples.)
 pub(crate) fn slot_of(key: &str) -> u16 {
-    // `redis::cluster_routing::Slot` keeps its number private, so compute
-    // CRC16 (XMODEM) here; the tests hold it to `Slot`'s. Keys of this store
-    // carry no hash tag.
-    crc16_xmodem(key.as_bytes()) % SLOTS as u16
-}
-
-/// CRC16-CCITT (XMODEM), the hash Redis Cluster uses for key slots.
-fn crc16_xmodem(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
+    let key = key.as_bytes();
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter().position(|&b| b == b'}').filter(|&len| len > 0).map(|len| &rest[..len])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16
 }
 
 /// `redis://host:port/...` to `host:port`.
@@ -761,7 +759,11 @@ mod tests {
         assert_eq!(slot_of("foo"), 12182);
         assert_eq!(slot_of("bar"), 5061);
         assert_eq!(slot_of("123456789"), 12739);
-        for key in ["p:1", "p:2", "p:30", "anything"] {
+        assert_eq!(slot_of("{user1000}.following"), slot_of("user1000"), "hash tags decide");
+        // The cluster spec's examples: an empty tag is no tag; the first `{` opens.
+        assert_eq!(slot_of("foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16_384);
+        assert_eq!(slot_of("foo{{bar}}zap"), slot_of("{bar"));
+        for key in ["p:1", "p:2", "p:30", "anything", "{a}b", "foo{}{bar}", "foo{{bar}}zap"] {
             assert_eq!(format!("{:?}", Slot::for_key(key)), format!("Slot({})", slot_of(key)));
         }
     }

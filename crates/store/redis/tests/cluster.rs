@@ -171,15 +171,16 @@ async fn reads_and_writes_follow_a_failover_without_a_restart() {
     let dead = cluster.kill_master_of_key(redis_key(7).as_bytes());
     let promotion = cluster.wait_for_promotion(dead).await;
     // Reads come back: a whole batch answered after the promotion.
-    let back = pricing_testkit::net::eventually("reads to succeed after the promotion", Duration::from_secs(30), || {
-        let store = store.clone();
-        let ids = ids.clone();
-        async move {
-            let all = store.fetch(&ids).await.ok()?;
-            (all.len() == ids.len()).then(std::time::Instant::now)
-        }
-    })
-    .await;
+    let back =
+        pricing_testkit::net::eventually("reads to succeed after the promotion", Duration::from_secs(30), || {
+            let store = store.clone();
+            let ids = ids.clone();
+            async move {
+                let all = store.fetch(&ids).await.ok()?;
+                (all.len() == ids.len()).then(std::time::Instant::now)
+            }
+        })
+        .await;
     let reads_back = back.saturating_duration_since(promotion.at);
     println!(
         "failover: promoted {:?} after the kill, whole batches read {:?} after the promotion",
