@@ -272,7 +272,8 @@ impl Drop for ListFaultStack {
     }
 }
 
-fn write_control(path: &std::path::Path, control: &ControlConfig) {
+/// Writes a control file the way a ConfigMap update does: aside, then renamed over `path`.
+pub fn write_control(path: &std::path::Path, control: &ControlConfig) {
     control.validate().expect("the test's control file is valid");
     let text = toml::to_string(control).expect("control config as toml");
     let aside = path.with_extension("next");
@@ -303,7 +304,8 @@ fn hbase_pair_config(hbase: &[HbaseTestServer; 2], settings: DualSettings) -> Hb
     HbasePairConfig { a: cluster(&hbase[0]), b: cluster(&hbase[1]), settings }
 }
 
-async fn seed_pair(pair: &Pair, records: &[SharedRecord]) {
+/// Versioned write of `records` to both clusters of a pair (500 at a time); every one must land.
+pub async fn seed_pair(pair: &Pair, records: &[SharedRecord]) {
     for chunk in records.chunks(500) {
         let report = pair.writer.put_each(chunk).await;
         for cluster in [Cluster::A, Cluster::B] {
