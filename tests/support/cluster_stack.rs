@@ -18,21 +18,15 @@
 //! observation is at the nodes (INFO commandstats).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use pricing_control::ControlConfig;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_store::{Cluster, DualSettings, SharedRecord};
 use pricing_store_pairs::{Pair, RedisPairConfig};
 use pricing_testkit::redis_cluster::{ClusterOptions, RedisCluster};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::fault_stack::{WIDE_BUDGET, base_control, seed_pair, wide_dual, write_control};
+use crate::fault_stack::{ControlledList, WIDE_BUDGET, base_control, seed_pair, wide_dual};
 
 /// Commands that read records (counted at the nodes).
 pub const READ_COMMANDS: &[&str] = &["mget", "get"];
@@ -68,13 +62,10 @@ fn index(cluster: Cluster) -> usize {
 /// The list server under a control file over two Redis Clusters.
 pub struct ClusterListStack {
     pub list_addr: SocketAddr,
+    /// First, so that a failed test stops serving before the clusters go.
+    server: ControlledList,
     clusters: [RedisCluster; 2],
     seed: Pair,
-    control_path: PathBuf,
-    control: Mutex<ControlConfig>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
 }
 
 impl ClusterListStack {
@@ -83,44 +74,19 @@ impl ClusterListStack {
     pub async fn start(options: ClusterOptions, tune: impl FnOnce(&mut ControlConfig)) -> ClusterListStack {
         let (a, b) = tokio::join!(RedisCluster::start(options.clone()), RedisCluster::start(options));
         let clusters = [a, b];
-        let dir = tempfile::tempdir().expect("temp dir");
-        let control_path = dir.path().join("control.toml");
         let mut control = base_control();
         tune(&mut control);
-        write_control(&control_path, &control);
-
         let mut config = pricing_list::ListConfig::default();
-        config.server.metrics_listen = None;
-        config.server.control_file = Some(control_path.clone());
-        config.server.control_poll_ms = 50;
         config.read.tiers = vec!["redis".into()];
-        config.cache = control.list.cache.clone();
         config.redis = Some(redis_pair_config(&clusters, control.list.redis.clone()));
         let seed = pricing_store_pairs::redis_pair("seed-redis", &redis_pair_config(&clusters, wide_dual()))
             .expect("seed redis pair");
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let list_addr = listener.local_addr().expect("bound address");
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = async move {
-            let mut rx = stopped;
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let task = tokio::spawn(pricing_list::serve(listener, config, until_stopped));
-        ClusterListStack {
-            list_addr,
-            clusters,
-            seed,
-            control_path,
-            control: Mutex::new(control),
-            stop,
-            task: Some(task),
-            _dir: dir,
-        }
+        let server = ControlledList::serve(config, control).await;
+        ClusterListStack { list_addr: server.list_addr, server, clusters, seed }
     }
 
     pub async fn list(&self) -> ListPricingClient<Channel> {
-        ListPricingClient::new(crate::channel(self.list_addr).await)
+        self.server.list().await
     }
 
     /// Versioned write to both clusters.
@@ -141,29 +107,13 @@ impl ClusterListStack {
         self.cluster(cluster).command_calls(READ_COMMANDS)
     }
 
-    /// Replaces the control file (aside, then renamed over the watched path).
+    /// Replaces the control file (see [`ControlledList::rewrite_control`]).
     pub fn rewrite_control(&self, change: impl FnOnce(&mut ControlConfig)) {
-        let mut control = self.control.lock().expect("control lock");
-        change(&mut control);
-        write_control(&self.control_path, &control);
+        self.server.rewrite_control(change);
     }
 
     /// Stops the server and waits for it; the clusters go with `self`.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("list server stops within 30 s")
-                .expect("list server task did not panic")
-                .expect("list server exits cleanly");
-        }
-    }
-}
-
-impl Drop for ClusterListStack {
-    fn drop(&mut self) {
-        // On a failed test: stop serving; the fields kill the clusters.
-        let _ = self.stop.send(true);
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
