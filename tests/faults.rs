@@ -21,21 +21,16 @@
 //! loads at once on two cores would make the budgets, not the faults, fail
 //! calls.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pricing_control::ReadSwitch;
 use pricing_engine::best_price;
 use pricing_projector::{Progress, ReconcileOptions, Scope};
 use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
-use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_proto::v1::{self, BatchGetPricesRequest, GetGoodsPriceRequest, OrderLineInput, PriceOrderRequest};
-use pricing_record::{ActivityKind, Channel as SalesChannel, GoodsId};
+use pricing_record::GoodsId;
 use pricing_store::WriteMode;
-use pricing_store::conformance::{activity, record};
 use pricing_store::{Cluster, ReadMode, RecordStore, SharedRecord};
 use pricing_store_sql::GoodsRow;
 use pricing_testkit::net::eventually;
@@ -43,272 +38,14 @@ use pricing_testkit::proxy::Mode;
 use pricing_tests::app;
 use pricing_tests::drill_stack::{DrillStack, switch_changes};
 use pricing_tests::fault_stack::{DetailFaultStack, ListFaultStack, cluster_settings, signed};
+use pricing_tests::load::{Load, Stale, Truth, WAIT, engine_context, goods, list_load, list_load_on, now_ms, rotating};
 use pricing_tests::real_stack::{counter, gauge};
 use rust_decimal::Decimal;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// Deadline of every wait on a condition.
-const WAIT: Duration = Duration::from_secs(20);
-/// A call with no answer after this long counts as failed (a hang).
-const CALL_LIMIT: Duration = Duration::from_secs(10);
-
 /// One test at a time (see the module doc).
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// `app("user-1")` as the engine sees it, built here rather than by the
-/// service's own conversion.
-fn engine_context() -> pricing_engine::CallerContext {
-    pricing_engine::CallerContext {
-        pin: "user-1".into(),
-        store_id: None,
-        city_id: None,
-        channel: SalesChannel::App,
-        new_user: false,
-        member_level: 0,
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Goods with a mix of activities (none, a discount, an amount off beaten
-/// by a flash sale, a subsidy), versions 3..=7, base prices 20.00..=24.99.
-fn goods(ids: impl IntoIterator<Item = GoodsId>) -> Vec<SharedRecord> {
-    ids.into_iter()
-        .map(|id| {
-            let base = 2_000 + (id % 500) as i64;
-            let activities = match id % 4 {
-                0 => vec![],
-                1 => vec![activity(id, id * 10 + 1, ActivityKind::Discount, Decimal::new(85, 0))],
-                2 => vec![
-                    activity(id, id * 10 + 1, ActivityKind::AmountOff, Decimal::new(500, 2)),
-                    activity(id, id * 10 + 2, ActivityKind::FlashSale, Decimal::new(990, 2)),
-                ],
-                _ => vec![activity(id, id * 10 + 1, ActivityKind::Subsidy, Decimal::new(1_250, 2))],
-            };
-            Arc::new(record(id, 3 + id % 5, base, activities))
-        })
-        .collect()
-}
-
-/// What each goods really is: every answered price is checked against it.
-struct Truth {
-    records: HashMap<GoodsId, SharedRecord>,
-}
-
-impl Truth {
-    fn new(records: &[SharedRecord]) -> Arc<Truth> {
-        Arc::new(Truth { records: records.iter().map(|r| (r.goods_id, Arc::clone(r))).collect() })
-    }
-
-    /// Ok when the answer is what the engine makes of the true record now.
-    fn check(&self, price: &v1::GoodsPrice) -> Result<(), String> {
-        let id = price.goods_id;
-        let record = self.records.get(&id).ok_or_else(|| format!("goods {id} was never seeded"))?;
-        let quote = best_price(record, &engine_context(), now_ms(), false).map_err(|e| format!("goods {id}: {e}"))?;
-        let decimal = |s: &str| s.parse::<Decimal>().ok();
-        let expected = (
-            record.version,
-            Some(quote.original),
-            Some(quote.price),
-            Some(quote.price_beyond_limit),
-            quote.winner.as_ref().map(|w| w.activity_id),
-        );
-        let answered = (
-            price.version,
-            decimal(&price.original_price),
-            decimal(&price.activity_price),
-            decimal(&price.price_beyond_limit),
-            price.activity.as_ref().map(|a| a.id),
-        );
-        if answered != expected {
-            return Err(format!("wrong price for goods {id}: answered {answered:?}, expected {expected:?}"));
-        }
-        Ok(())
-    }
-}
-
-/// Counts kept by a load while it runs.
-#[derive(Default)]
-struct Tally {
-    answered: AtomicU64,
-    stale: AtomicU64,
-    /// Prices by `v1::Tier` value.
-    tiers: [AtomicU64; 6],
-    failures: Mutex<Vec<String>>,
-}
-
-/// Concurrent callers, each in a loop until the load is finished (or its
-/// own bound is reached), each call checked by the test's `call`.
-struct Load {
-    tally: Arc<Tally>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-/// What a finished load did.
-struct Summary {
-    answered: u64,
-    failures: Vec<String>,
-    /// Prices by `v1::Tier` value.
-    tiers: [u64; 6],
-    stale: u64,
-}
-
-impl Summary {
-    fn prices(&self) -> u64 {
-        self.tiers.iter().sum()
-    }
-
-    fn assert_clean(&self) {
-        assert!(
-            self.failures.is_empty(),
-            "{} of {} calls failed or were wrong; first: {:?}",
-            self.failures.len(),
-            self.answered + self.failures.len() as u64,
-            &self.failures[..self.failures.len().min(3)]
-        );
-    }
-}
-
-impl Load {
-    /// One task per client; client `c` makes calls `call(client, c, i)` for
-    /// i = 0, 1, ... up to `per_client` calls (unbounded: `None`).
-    fn start<C, F, Fut>(clients: Vec<C>, per_client: Option<u64>, call: F) -> Load
-    where
-        C: Clone + Send + 'static,
-        F: Fn(C, u64, u64) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<v1::GoodsPrice>, String>> + Send + 'static,
-    {
-        let tally = Arc::new(Tally::default());
-        let call = Arc::new(call);
-        let (stop, stopped) = watch::channel(false);
-        let tasks = clients
-            .into_iter()
-            .zip(0u64..)
-            .map(|(client, c)| {
-                let (tally, call, stopped) = (Arc::clone(&tally), Arc::clone(&call), stopped.clone());
-                tokio::spawn(async move {
-                    let mut i = 0;
-                    while !*stopped.borrow() && per_client.is_none_or(|n| i < n) {
-                        match tokio::time::timeout(CALL_LIMIT, call(client.clone(), c, i)).await {
-                            Ok(Ok(prices)) => {
-                                for price in &prices {
-                                    tally.tiers[price.tier.clamp(0, 5) as usize].fetch_add(1, Ordering::SeqCst);
-                                    tally.stale.fetch_add(u64::from(price.stale), Ordering::SeqCst);
-                                }
-                                tally.answered.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(Err(failure)) => tally.failures.lock().unwrap().push(failure),
-                            Err(_) => tally.failures.lock().unwrap().push(format!("no answer in {CALL_LIMIT:?}")),
-                        }
-                        i += 1;
-                    }
-                })
-            })
-            .collect();
-        Load { tally, stop, tasks }
-    }
-
-    /// Calls made so far (answered or failed).
-    fn calls(&self) -> u64 {
-        self.tally.answered.load(Ordering::SeqCst) + self.tally.failures.lock().unwrap().len() as u64
-    }
-
-    fn tier(&self, tier: v1::Tier) -> u64 {
-        self.tally.tiers[tier as usize].load(Ordering::SeqCst)
-    }
-
-    fn stale(&self) -> u64 {
-        self.tally.stale.load(Ordering::SeqCst)
-    }
-
-    /// Waits until `more` further calls have been made.
-    async fn advance(&self, more: u64, what: &str) {
-        let target = self.calls() + more;
-        eventually(what, WAIT, || async { (self.calls() >= target).then_some(()) }).await;
-    }
-
-    /// Stops the callers and waits for their last calls.
-    async fn finish(self) -> Summary {
-        let Load { tally, stop, tasks } = self;
-        let _ = stop.send(true);
-        for task in tasks {
-            tokio::time::timeout(WAIT, task).await.expect("the load ends").expect("a load task panicked");
-        }
-        let failures = std::mem::take(&mut *tally.failures.lock().unwrap());
-        let tiers = std::array::from_fn(|t| tally.tiers[t].load(Ordering::SeqCst));
-        let (answered, stale) = (tally.answered.load(Ordering::SeqCst), tally.stale.load(Ordering::SeqCst));
-        Summary { answered, failures, tiers, stale }
-    }
-}
-
-/// Whether stale answers are a failure for a load.
-#[derive(Clone, Copy)]
-enum Stale {
-    Refused,
-    Allowed,
-}
-
-/// A list load: `clients` connections, each call a batch from `batch`,
-/// every goods answered and priced right.
-async fn list_load(
-    stack: &ListFaultStack,
-    clients: usize,
-    per_client: Option<u64>,
-    truth: Arc<Truth>,
-    stale: Stale,
-    batch: impl Fn(u64, u64) -> Vec<GoodsId> + Send + Sync + 'static,
-) -> Load {
-    let mut connections = Vec::new();
-    for _ in 0..clients {
-        connections.push(stack.list().await);
-    }
-    list_load_on(connections, per_client, truth, stale, batch)
-}
-
-/// [`list_load`] over connections of any list server.
-fn list_load_on(
-    connections: Vec<ListPricingClient<Channel>>,
-    per_client: Option<u64>,
-    truth: Arc<Truth>,
-    stale: Stale,
-    batch: impl Fn(u64, u64) -> Vec<GoodsId> + Send + Sync + 'static,
-) -> Load {
-    let batch = Arc::new(batch);
-    Load::start(connections, per_client, move |mut list, c, i| {
-        let (truth, ids) = (Arc::clone(&truth), batch(c, i));
-        async move {
-            let request = BatchGetPricesRequest { goods_ids: ids.clone(), context: Some(app("user-1")) };
-            let reply = list.batch_get_prices(signed(request)).await.map_err(|s| format!("{ids:?}: {s}"))?;
-            let reply = reply.into_inner();
-            let answered: Vec<GoodsId> = reply.prices.iter().map(|p| p.goods_id).collect();
-            if answered != ids || !reply.not_found.is_empty() {
-                return Err(format!("asked {ids:?}, priced {answered:?}, not found {:?}", reply.not_found));
-            }
-            for price in &reply.prices {
-                truth.check(price)?;
-                if price.stale && matches!(stale, Stale::Refused) {
-                    return Err(format!("goods {} answered stale", price.goods_id));
-                }
-            }
-            Ok(reply.prices)
-        }
-    })
-}
-
-/// Batches of `size` consecutive ids of `ids` (whose length `size`
-/// divides), spread over the clients.
-fn rotating(ids: Vec<GoodsId>, size: usize) -> impl Fn(u64, u64) -> Vec<GoodsId> + Send + Sync + 'static {
-    move |c, i| {
-        let start = ((c * 7 + i) as usize * size) % ids.len();
-        ids[start..start + size].to_vec()
-    }
-}
 
 fn failovers(from: &str) -> u64 {
     let pair = from.split('-').next().unwrap_or_default();
@@ -327,7 +64,7 @@ async fn one_redis_killed_and_restarted_fails_no_call() {
     let records = goods(1..=200);
     stack.seed(&records).await;
     let ids: Vec<GoodsId> = (1..=200).collect();
-    let load = list_load(&stack, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
+    let load = list_load(stack.list_addr, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
 
     load.advance(300, "load before the kill").await;
     let failovers0 = failovers("redis-a");
@@ -369,7 +106,7 @@ async fn one_redis_frozen_is_cut_off_by_its_timeout_and_breaker() {
     let records = goods(1..=200);
     stack.seed(&records).await;
     let ids: Vec<GoodsId> = (1..=200).collect();
-    let load = list_load(&stack, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
+    let load = list_load(stack.list_addr, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
 
     load.advance(200, "load before the freeze").await;
     let (timeouts0, open0) = (dual_errors("redis-a", "timeout"), dual_errors("redis-a", "breaker_open"));
@@ -408,7 +145,7 @@ async fn both_redis_down_hbase_answers() {
     let records = goods(1..=200);
     stack.seed(&records).await;
     let ids: Vec<GoodsId> = (1..=200).collect();
-    let load = list_load(&stack, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
+    let load = list_load(stack.list_addr, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
 
     load.advance(200, "load before the kill").await;
     assert!(load.tier(v1::Tier::Redis) > 0, "Redis answered while it was up");
@@ -450,7 +187,9 @@ async fn one_hbase_down_the_other_answers() {
         let start = FIRST + (c * PER_CLIENT + i) * BATCH;
         (start..start + BATCH).collect::<Vec<_>>()
     };
-    let load = list_load(&stack, CLIENTS as usize, Some(PER_CLIENT), Truth::new(&records), Stale::Refused, fresh).await;
+    let load =
+        list_load(stack.list_addr, CLIENTS as usize, Some(PER_CLIENT), Truth::new(&records), Stale::Refused, fresh)
+            .await;
 
     load.advance(150, "load before the stop").await;
     let failovers0 = failovers("hbase-a");
@@ -488,7 +227,8 @@ async fn every_store_down_serves_stale_within_grace_then_unavailable() {
     let records = goods(1..=40);
     stack.seed(&records).await;
     let ids: Vec<GoodsId> = (1..=40).collect();
-    let load = list_load(&stack, 4, None, Truth::new(&records), Stale::Allowed, rotating(ids.clone(), 10)).await;
+    let load =
+        list_load(stack.list_addr, 4, None, Truth::new(&records), Stale::Allowed, rotating(ids.clone(), 10)).await;
 
     // Every id cached (the batches cover all 40 in turn), then every store goes.
     load.advance(200, "load before the stores go").await;
@@ -625,7 +365,7 @@ async fn latency_on_one_redis_fails_over_to_the_other() {
     let records = goods(1..=200);
     stack.seed(&records).await;
     let ids: Vec<GoodsId> = (1..=200).collect();
-    let load = list_load(&stack, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
+    let load = list_load(stack.list_addr, 6, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
 
     load.advance(200, "load before the latency").await;
     let (failovers0, timeouts0) = (failovers("redis-a"), dual_errors("redis-a", "timeout"));
@@ -655,7 +395,7 @@ async fn a_replaced_control_file_moves_reads_without_a_failed_call() {
     let records = goods(1..=200);
     stack.seed(&records).await;
     let ids: Vec<GoodsId> = (1..=200).collect();
-    let load = list_load(&stack, 4, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
+    let load = list_load(stack.list_addr, 4, None, Truth::new(&records), Stale::Refused, rotating(ids, 20)).await;
 
     load.advance(100, "load before the change").await;
     let changes0 = counter("pricing_switch_changes_total", &[]);

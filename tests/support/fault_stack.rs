@@ -107,18 +107,14 @@ fn index(cluster: Cluster) -> usize {
 /// The list server under a control file over two proxied Redis and two HBase.
 pub struct ListFaultStack {
     pub list_addr: SocketAddr,
+    /// First, so that a failed test stops serving before the stores go.
+    server: ControlledList,
     redis: [RedisServer; 2],
     /// The list server reaches Redis A and B only through these.
     proxies: [TcpProxy; 2],
     hbase: [HbaseTestServer; 2],
     seed_redis: Pair,
     seed_hbase: Pair,
-    control_path: PathBuf,
-    /// The control file's current content (what the next rewrite starts from).
-    control: Mutex<ControlConfig>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
 }
 
 impl ListFaultStack {
@@ -135,19 +131,12 @@ impl ListFaultStack {
             let admin = HbaseStore::new(HbaseConfig::new("hbase-setup", [server.address()])).expect("hbase config");
             admin.ensure_table().await.expect("create the records table");
         }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let control_path = dir.path().join("control.toml");
         let mut control = base_control();
         tune(&mut control);
-        write_control(&control_path, &control);
 
         let redis_urls = [format!("redis://{}/", proxies[0].addr()), format!("redis://{}/", proxies[1].addr())];
         let mut config = pricing_list::ListConfig::default();
-        config.server.metrics_listen = None;
-        config.server.control_file = Some(control_path.clone());
-        config.server.control_poll_ms = 50;
         config.read.tiers = vec!["redis".into(), "hbase".into()];
-        config.cache = control.list.cache.clone();
         config.redis = Some(redis_pair_config(&redis_urls, control.list.redis.resolve(None).0));
         config.hbase = Some(hbase_pair_config(&hbase, control.list.hbase.resolve(None).0));
 
@@ -157,31 +146,12 @@ impl ListFaultStack {
         let seed_hbase =
             pricing_store_pairs::hbase_pair("seed-hbase", &hbase_pair_config(&hbase, wide_dual())).expect("seed pair");
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let list_addr = listener.local_addr().expect("bound address");
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = async move {
-            let mut rx = stopped;
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let task = tokio::spawn(pricing_list::serve(listener, config, until_stopped));
-        ListFaultStack {
-            list_addr,
-            redis,
-            proxies,
-            hbase,
-            seed_redis,
-            seed_hbase,
-            control_path,
-            control: Mutex::new(control),
-            stop,
-            task: Some(task),
-            _dir: dir,
-        }
+        let server = ControlledList::serve(config, control).await;
+        ListFaultStack { list_addr: server.list_addr, server, redis, proxies, hbase, seed_redis, seed_hbase }
     }
 
     pub async fn list(&self) -> ListPricingClient<Channel> {
-        ListPricingClient::new(crate::channel(self.list_addr).await)
+        self.server.list().await
     }
 
     /// Versioned write to both Redis and both HBase servers.
@@ -241,6 +211,63 @@ impl ListFaultStack {
 
     /// The control file in force (as last written).
     pub fn control(&self) -> ControlConfig {
+        self.server.control()
+    }
+
+    /// Replaces the control file (see [`ControlledList::rewrite_control`]).
+    pub fn rewrite_control(&self, change: impl FnOnce(&mut ControlConfig)) {
+        self.server.rewrite_control(change);
+    }
+
+    /// Stops the server and waits for it; the stores go with `self`.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// The list server through `pricing_list::serve`, the binary's own entry
+/// point, under a watched control file that a test can replace: what the
+/// list fault stacks serve. Dropping it stops serving.
+pub struct ControlledList {
+    pub list_addr: SocketAddr,
+    control_path: PathBuf,
+    /// The control file's current content (what the next rewrite starts from).
+    control: Mutex<ControlConfig>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl ControlledList {
+    /// Writes `control` to a file of its own, points `config` at it (polled
+    /// every 50 ms, the cache starting as the file says, no metrics
+    /// listener) and serves on 127.0.0.1:0.
+    pub async fn serve(mut config: pricing_list::ListConfig, control: ControlConfig) -> ControlledList {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let control_path = dir.path().join("control.toml");
+        write_control(&control_path, &control);
+        config.server.metrics_listen = None;
+        config.server.control_file = Some(control_path.clone());
+        config.server.control_poll_ms = 50;
+        config.cache = control.list.cache.clone();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let list_addr = listener.local_addr().expect("bound address");
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = async move {
+            let mut rx = stopped;
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let task = tokio::spawn(pricing_list::serve(listener, config, until_stopped));
+        ControlledList { list_addr, control_path, control: Mutex::new(control), stop, task: Some(task), _dir: dir }
+    }
+
+    pub async fn list(&self) -> ListPricingClient<Channel> {
+        ListPricingClient::new(crate::channel(self.list_addr).await)
+    }
+
+    /// The control file in force (as last written).
+    pub fn control(&self) -> ControlConfig {
         self.control.lock().expect("control lock").clone()
     }
 
@@ -252,7 +279,7 @@ impl ListFaultStack {
         write_control(&self.control_path, &control);
     }
 
-    /// Stops the server and waits for it; the stores go with `self`.
+    /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
@@ -265,9 +292,9 @@ impl ListFaultStack {
     }
 }
 
-impl Drop for ListFaultStack {
+impl Drop for ControlledList {
     fn drop(&mut self) {
-        // On a failed test: stop serving; the fields kill the stores.
+        // On a failed test: stop serving.
         let _ = self.stop.send(true);
     }
 }
@@ -308,7 +335,8 @@ fn hbase_pair_config(hbase: &[HbaseTestServer; 2], settings: DualSettings) -> Hb
     HbasePairConfig { a: cluster(&hbase[0]), b: cluster(&hbase[1]), settings }
 }
 
-async fn seed_pair(pair: &Pair, records: &[SharedRecord]) {
+/// Versioned write of `records` to both clusters of a pair (500 at a time); every one must land.
+pub async fn seed_pair(pair: &Pair, records: &[SharedRecord]) {
     for chunk in records.chunks(500) {
         let report = pair.writer.put_each(chunk).await;
         for cluster in [Cluster::A, Cluster::B] {

@@ -1,8 +1,10 @@
 //! The harness of the cross-service tests: both servers in-process on
 //! 127.0.0.1:0, clients over real gRPC, clean shutdown.
 
+pub mod cluster_stack;
 pub mod drill_stack;
 pub mod fault_stack;
+pub mod load;
 pub mod real_stack;
 
 use std::net::SocketAddr;
