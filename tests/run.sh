@@ -2,7 +2,7 @@
 # The project's one test command: `bash tests/run.sh [cargo test args...]`.
 #
 # - installs the Debian packages the tests need when they are missing
-#   (redis-server, mariadb-server, nghttp2-client) if it runs as root,
+#   (redis-server, redis-tools, mariadb-server, nghttp2-client) if it runs as root,
 #   otherwise stops naming the package;
 # - starts a throwaway mariadbd on a free port with its own data directory,
 #   and exports its URL for the tests (PRICING_TEST_MYSQL_URL); tests that
@@ -24,6 +24,8 @@ need() { # need BINARY DEBIAN-PACKAGE
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2
 }
 need redis-server redis-server
+# redis-cli: the Redis Cluster tests reshard with `redis-cli --cluster reshard`.
+need redis-cli redis-tools
 need mariadbd mariadb-server
 need h2load nghttp2-client
 # --- helm (tests/helm_chart.rs): real Helm v4 as a library, from PyPI -----

@@ -264,16 +264,8 @@ fn list_config(redis: &[RedisServer; 2], hbase: &[HbaseTestServer; 2]) -> ListCo
     config
 }
 
-/// `calls=` of `cmdstat_<command>` in an `INFO commandstats` reply; 0 when
-/// the command never ran (Redis lists only commands that did).
-pub fn command_calls(info: &str, command: &str) -> u64 {
-    let prefix = format!("cmdstat_{command}:");
-    info.lines()
-        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
-        .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("calls=")))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
+/// `calls=` of one command in an `INFO commandstats` reply (the testkit's parser).
+pub use pricing_testkit::redis::command_calls;
 
 /// The sum of a Prometheus counter over the series carrying every given
 /// label, from the process-wide recorder the servers install.
@@ -314,19 +306,5 @@ impl PriceReader for CountingReader {
     async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         self.inner.read(ids).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_command_calls_from_commandstats() {
-        let info = "$120\r\n# Commandstats\r\ncmdstat_mget:calls=12,usec=40,usec_per_call=3.33\r\n\
-                    cmdstat_evalsha:calls=3,usec=9\r\n";
-        assert_eq!(command_calls(info, "mget"), 12);
-        assert_eq!(command_calls(info, "evalsha"), 3);
-        assert_eq!(command_calls(info, "get"), 0);
     }
 }

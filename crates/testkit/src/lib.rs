@@ -2,7 +2,9 @@
 //!
 //! Layout: [`net`] finds free ports and polls a condition until a deadline
 //! (tests never sleep to wait); [`redis`] starts throwaway `redis-server`
-//! processes that can be killed, restarted and frozen; [`mysql`] hands out a
+//! processes that can be killed, restarted and frozen; [`redis_cluster`]
+//! builds a real Redis Cluster (masters, replicas, optional proxies) that
+//! can lose a master, fail over and reshard; [`mysql`] hands out a
 //! fresh database on the throwaway MariaDB that `tests/run.sh` starts;
 //! [`proxy`] puts a TCP proxy in front of a real server to refuse,
 //! black-hole or delay its traffic.
@@ -11,3 +13,4 @@ pub mod mysql;
 pub mod net;
 pub mod proxy;
 pub mod redis;
+pub mod redis_cluster;

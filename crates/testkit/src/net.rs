@@ -11,18 +11,32 @@ pub fn free_port() -> u16 {
 
 /// Polls `check` until it returns `Some`, or panics with `what` once
 /// `timeout` has passed. The pause between polls is short and grows.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
+    match poll_until(Instant::now() + timeout, check).await {
+        Some(v) => v,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, or returns None at `deadline`
+/// (for a test that reports a bound that was missed rather than stopping).
+pub async fn poll_until<T, F, Fut>(deadline: Instant, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let mut pause = Duration::from_millis(5);
     loop {
         if let Some(v) = check().await {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }

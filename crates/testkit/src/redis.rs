@@ -17,7 +17,7 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
-fn binary() -> String {
+pub(crate) fn binary() -> String {
     std::env::var("PRICING_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
 }
 
@@ -111,7 +111,7 @@ fn ping(port: u16) -> bool {
     matches!(raw_command(port, &["PING"]), Ok(reply) if reply.contains("PONG"))
 }
 
-fn raw_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+pub(crate) fn raw_command(port: u16, args: &[&str]) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut req = format!("*{}\r\n", args.len());
@@ -131,6 +131,17 @@ fn raw_command(port: u16, args: &[&str]) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// `calls=` of `cmdstat_<command>` in an `INFO commandstats` reply; 0 when
+/// the command never ran (Redis lists only commands that did).
+pub fn command_calls(info: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:");
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+        .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether a RESP reply (simple string, error, integer or one bulk string) is complete.
 fn reply_complete(buf: &[u8]) -> bool {
     let Some(first_end) = buf.windows(2).position(|w| w == b"\r\n") else { return false };
@@ -140,5 +151,19 @@ fn reply_complete(buf: &[u8]) -> bool {
             len < 0 || buf.len() >= first_end + 2 + len as usize + 2
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_command_calls_from_commandstats() {
+        let info = "$120\r\n# Commandstats\r\ncmdstat_mget:calls=12,usec=40,usec_per_call=3.33\r\n\
+                    cmdstat_evalsha:calls=3,usec=9\r\n";
+        assert_eq!(command_calls(info, "mget"), 12);
+        assert_eq!(command_calls(info, "evalsha"), 3);
+        assert_eq!(command_calls(info, "get"), 0);
     }
 }
