@@ -4,7 +4,8 @@
 //! a Redis frozen with SIGSTOP, both Redis down, one HBase down, every store
 //! down, MySQL gone under the detail path, latency on one Redis, the
 //! control file replaced, and seed 001's long-outage runbook as a drill
-//! (list, detail and projector steered by one control file). The last test
+//! (list, detail and projector steered by one control file), on standalone
+//! Redis and on two Redis Clusters of 3 masters + 3 replicas. The last test
 //! checks the detail server's zone-aware reads.
 //!
 //! Every test asserts the same two things about its load: no admitted call
@@ -36,7 +37,7 @@ use pricing_store_sql::GoodsRow;
 use pricing_testkit::net::eventually;
 use pricing_testkit::proxy::Mode;
 use pricing_tests::app;
-use pricing_tests::drill_stack::{DrillStack, switch_changes};
+use pricing_tests::drill_stack::{Backing, DrillStack, switch_changes};
 use pricing_tests::fault_stack::{DetailFaultStack, ListFaultStack, cluster_settings, signed};
 use pricing_tests::load::{Load, Stale, Truth, WAIT, engine_context, goods, list_load, list_load_on, now_ms, rotating};
 use pricing_tests::real_stack::{counter, gauge};
@@ -490,9 +491,21 @@ fn only(name: &str) -> Scope {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_long_outage_runbook_as_a_drill_fails_no_call_and_leaves_no_difference() {
     let _turn = TURN.lock().await;
+    long_outage_drill(Backing::Standalone).await;
+}
+
+// 9b. The same drill on two real Redis Clusters (3 masters + 3 replicas
+//     each): cluster A lost whole (every node killed) and started again empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_long_outage_runbook_on_redis_clusters_fails_no_call_and_leaves_no_difference() {
+    let _turn = TURN.lock().await;
+    long_outage_drill(Backing::Clusters).await;
+}
+
+async fn long_outage_drill(backing: Backing) {
     const GOODS: u64 = 200;
     // The detail server sits in zone-1, next to cluster A: it reads A first.
-    let mut stack = DrillStack::start(GOODS, Some("zone-1")).await;
+    let mut stack = DrillStack::start_on(backing, GOODS, Some("zone-1")).await;
     let all: Vec<GoodsId> = (1..=GOODS).collect();
     let live: Vec<SharedRecord> = stack.records(&all).await.into_iter().filter(priceable).collect();
     // Two goods the drill reprices; the loads ask for the others.
@@ -513,7 +526,7 @@ async fn the_long_outage_runbook_as_a_drill_fails_no_call_and_leaves_no_differen
 
     // The outage: cluster A lost whole. Reads that pick A fail over to B.
     let failovers0 = failovers("redis-a");
-    tokio::task::block_in_place(|| stack.redis_mut(Cluster::A).kill());
+    stack.lose(Cluster::A);
     let at_loss = list.calls();
     list.advance(200, "list load with cluster a lost").await;
     detail.advance(50, "detail load with cluster a lost").await;
@@ -543,7 +556,7 @@ async fn the_long_outage_runbook_as_a_drill_fails_no_call_and_leaves_no_differen
     assert_eq!(stack.truth.retry_depth().await.expect("queue depth"), 0, "A is skipped, not queued");
 
     // Step 2: the cluster is recovered outside the service, empty. Nothing reads it.
-    tokio::task::block_in_place(|| stack.redis_mut(Cluster::A).restart());
+    stack.recover_empty(Cluster::A).await;
     list.advance(200, "list load with cluster a back but empty").await;
     detail.advance(50, "detail load with cluster a back but empty").await;
     assert_eq!(stack.mget_calls(Cluster::A), 0, "only_b: no read reaches the empty cluster");
@@ -600,6 +613,13 @@ async fn the_long_outage_runbook_as_a_drill_fails_no_call_and_leaves_no_differen
     assert_eq!(report.stores.len(), 2, "{}", report.table());
 
     let (list, detail) = (list.finish().await, detail.finish().await);
+    eprintln!(
+        "long-outage drill on {backing:?}: {} list calls, {} detail calls answered, {} and {} failed",
+        list.answered,
+        detail.answered,
+        list.failures.len(),
+        detail.failures.len()
+    );
     list.assert_clean();
     detail.assert_clean();
     assert!(at_loss < list.answered, "the outage came mid-load");

@@ -15,10 +15,12 @@
 //! reached directly (no proxy): the drill loses a whole cluster by killing
 //! its process and brings it back empty with a restart.
 //!
-//! Standalone redis-server processes stand in for the two Redis Clusters:
-//! losing "cluster A" whole is the same event to the pair (every call to A
-//! refused), and the drill is about the runbook's switches, not about a
-//! cluster's own failover.
+//! The two clusters are either standalone redis-server processes
+//! ([`Backing::Standalone`]) or real Redis Clusters of three masters and
+//! three replicas each ([`Backing::Clusters`], `pricing_testkit::redis_cluster`).
+//! Losing "cluster A" whole kills every process of A; its recovery starts
+//! them again, empty (a cluster's nodes keep their `nodes.conf`, so the
+//! cluster reforms with the same slots and no data).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +37,7 @@ use pricing_store::{Cluster, SharedRecord};
 use pricing_store_sql::SqlStore;
 use pricing_testkit::net::eventually;
 use pricing_testkit::redis::RedisServer;
+use pricing_testkit::redis_cluster::{ClusterOptions, RedisCluster};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,6 +45,20 @@ use tonic::transport::Channel;
 
 use crate::fault_stack::{WIDE_BUDGET, base_control, cluster_settings, redis_pair_config, wide_dual, write_control};
 use crate::real_stack::{command_calls, counter};
+
+/// What stands for the two Redis clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// One redis-server process per cluster.
+    Standalone,
+    /// Two Redis Clusters of 3 masters + 3 replicas.
+    Clusters,
+}
+
+enum Stores {
+    Standalone([RedisServer; 2]),
+    Clusters([RedisCluster; 2]),
+}
 
 /// Wait on a condition at most this long.
 const WAIT: Duration = Duration::from_secs(30);
@@ -73,7 +90,7 @@ pub struct DrillStack {
     /// A direct connection to the database: what the records really are.
     pub truth: Arc<SqlStore>,
     pub projector: Arc<Projector>,
-    redis: [RedisServer; 2],
+    stores: Stores,
     control_path: PathBuf,
     control: Mutex<ControlConfig>,
     stop: watch::Sender<bool>,
@@ -86,6 +103,11 @@ impl DrillStack {
     /// the three readers of the control file running; the detail server
     /// runs in `detail_zone`.
     pub async fn start(goods: u64, detail_zone: Option<&str>) -> DrillStack {
+        DrillStack::start_on(Backing::Standalone, goods, detail_zone).await
+    }
+
+    /// As [`DrillStack::start`], on the given stand-ins for the clusters.
+    pub async fn start_on(backing: Backing, goods: u64, detail_zone: Option<&str>) -> DrillStack {
         // The process-wide recorder first: the readers of the control file
         // count and gauge from their first moment, before any server serves.
         let _ = pricing_telemetry::prometheus();
@@ -93,13 +115,19 @@ impl DrillStack {
         let truth = Arc::new(SqlStore::connect(&url).await.expect("connect to the test database"));
         let demo = pricing_store_sql::demo::DemoOptions { goods, ..Default::default() };
         pricing_store_sql::demo::seed(&truth, demo).await.expect("seed the demo catalogue");
-        let redis = [RedisServer::start(), RedisServer::start()];
+        let stores = match backing {
+            Backing::Standalone => Stores::Standalone([RedisServer::start(), RedisServer::start()]),
+            Backing::Clusters => Stores::Clusters([
+                RedisCluster::start(ClusterOptions::default()).await,
+                RedisCluster::start(ClusterOptions::default()).await,
+            ]),
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let control_path = dir.path().join("control.toml");
         let control = drill_control();
         write_control(&control_path, &control);
 
-        let projector = Projector::connect(projector_config(&url, &redis, &control_path)).await.expect("projector");
+        let projector = Projector::connect(projector_config(&url, &stores, &control_path)).await.expect("projector");
         assert!(projector.control().is_some(), "the control file steers the projector");
         let full = projector.full(&Scope::All, false, &Progress::logs_only()).await.expect("first full sync");
         for name in ["redis-a", "redis-b"] {
@@ -123,7 +151,7 @@ impl DrillStack {
             async move { looping.run_incremental(false, shutdown).await.map_err(anyhow::Error::from) },
         ));
 
-        let pair = redis_pair_config(&[redis[0].url(), redis[1].url()], wide_dual());
+        let pair = pair_config(&stores);
         let mut list = pricing_list::ListConfig::default();
         list.server.metrics_listen = None;
         list.server.control_file = Some(control_path.clone());
@@ -152,7 +180,7 @@ impl DrillStack {
             detail_addr,
             truth,
             projector,
-            redis,
+            stores,
             control_path,
             control: Mutex::new(control),
             stop,
@@ -175,31 +203,64 @@ impl DrillStack {
         self.truth.fetch(ids).await.expect("read the catalogue")
     }
 
-    pub fn redis(&self, cluster: Cluster) -> &RedisServer {
-        &self.redis[index(cluster)]
+    /// Loses a whole cluster: every one of its processes killed.
+    pub fn lose(&mut self, cluster: Cluster) {
+        tokio::task::block_in_place(|| match &mut self.stores {
+            Stores::Standalone(servers) => servers[index(cluster)].kill(),
+            Stores::Clusters(clusters) => {
+                let lost = &mut clusters[index(cluster)];
+                for node in 0..lost.node_count() {
+                    lost.kill(node);
+                }
+            }
+        });
     }
 
-    pub fn redis_mut(&mut self, cluster: Cluster) -> &mut RedisServer {
-        &mut self.redis[index(cluster)]
+    /// Starts a lost cluster again, empty, and waits until it serves.
+    pub async fn recover_empty(&mut self, cluster: Cluster) {
+        match &mut self.stores {
+            Stores::Standalone(servers) => tokio::task::block_in_place(|| servers[index(cluster)].restart()),
+            Stores::Clusters(clusters) => {
+                let lost = &mut clusters[index(cluster)];
+                for node in 0..lost.node_count() {
+                    lost.restart(node).await;
+                }
+                lost.wait_healthy().await;
+            }
+        }
     }
 
-    /// MGET commands one Redis server has executed since it (re)started.
+    /// MGET commands a cluster has executed since its processes started.
     pub fn mget_calls(&self, cluster: Cluster) -> u64 {
-        command_calls(&self.redis(cluster).command(&["INFO", "commandstats"]), "mget")
+        match &self.stores {
+            Stores::Standalone(servers) => {
+                command_calls(&servers[index(cluster)].command(&["INFO", "commandstats"]), "mget")
+            }
+            Stores::Clusters(clusters) => clusters[index(cluster)].command_calls(&["mget"]),
+        }
     }
 
-    /// Keys one Redis server holds.
+    /// Keys a cluster holds (its masters' keys, for a Redis Cluster).
     pub fn keys(&self, cluster: Cluster) -> u64 {
-        let reply = self.redis(cluster).command(&["DBSIZE"]);
-        reply.trim().trim_start_matches(':').parse().unwrap_or_else(|_| panic!("DBSIZE reply {reply:?}"))
+        let dbsize = |reply: String| -> u64 {
+            reply.trim().trim_start_matches(':').parse().unwrap_or_else(|_| panic!("DBSIZE reply {reply:?}"))
+        };
+        match &self.stores {
+            Stores::Standalone(servers) => dbsize(servers[index(cluster)].command(&["DBSIZE"])),
+            Stores::Clusters(clusters) => {
+                let c = &clusters[index(cluster)];
+                c.masters().into_iter().map(|m| dbsize(c.command(m, &["DBSIZE"]))).sum()
+            }
+        }
     }
 
     /// A store reading one cluster directly.
     pub fn redis_store(&self, cluster: Cluster) -> pricing_store_redis::RedisStore {
-        let config = pricing_store_redis::RedisConfig::standalone(
-            format!("drill-check-{}", cluster.as_str()),
-            self.redis(cluster).url(),
-        );
+        let name = format!("drill-check-{}", cluster.as_str());
+        let config = match &self.stores {
+            Stores::Standalone(servers) => pricing_store_redis::RedisConfig::standalone(name, servers[index(cluster)].url()),
+            Stores::Clusters(clusters) => pricing_store_redis::RedisConfig::cluster(name, clusters[index(cluster)].urls()),
+        };
         pricing_store_redis::RedisStore::new(config).expect("redis store")
     }
 
@@ -252,15 +313,35 @@ pub fn switch_changes(switch: &str) -> u64 {
     counter("pricing_switch_changes_total", &[("switch", switch)])
 }
 
-fn projector_config(url: &str, redis: &[RedisServer; 2], control: &std::path::Path) -> ProjectorConfig {
+/// Each cluster's seed URLs and whether it is a Redis Cluster.
+fn endpoints(stores: &Stores) -> [(Vec<String>, bool); 2] {
+    match stores {
+        Stores::Standalone(servers) => servers.each_ref().map(|s| (vec![s.url()], false)),
+        Stores::Clusters(clusters) => clusters.each_ref().map(|c| (c.urls(), true)),
+    }
+}
+
+fn pair_config(stores: &Stores) -> pricing_store_pairs::RedisPairConfig {
+    let [a, b] = endpoints(stores);
+    let mut pair = redis_pair_config(&[a.0[0].clone(), b.0[0].clone()], wide_dual());
+    for (cluster, (urls, is_cluster)) in [(&mut pair.a, a), (&mut pair.b, b)] {
+        cluster.urls = urls;
+        cluster.cluster = is_cluster;
+    }
+    pair
+}
+
+fn projector_config(url: &str, stores: &Stores, control: &std::path::Path) -> ProjectorConfig {
+    let [a, b] = endpoints(stores);
+    let urls = |urls: &[String]| urls.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ");
     let text = format!(
         r#"
         version = 1
         [source]
         database_url = "{url}"
         [redis]
-        a = {{ urls = ["{a}"], connect_timeout_ms = 500, response_timeout_ms = 2000 }}
-        b = {{ urls = ["{b}"], connect_timeout_ms = 500, response_timeout_ms = 2000 }}
+        a = {{ urls = [{a}], cluster = {ca}, connect_timeout_ms = 500, response_timeout_ms = 2000 }}
+        b = {{ urls = [{b}], cluster = {cb}, connect_timeout_ms = 500, response_timeout_ms = 2000 }}
         [redis.settings]
         a = {{ write_timeout_ms = 2000 }}
         b = {{ write_timeout_ms = 2000 }}
@@ -278,8 +359,10 @@ fn projector_config(url: &str, redis: &[RedisServer; 2], control: &std::path::Pa
         file = {control:?}
         poll_ms = 50
         "#,
-        a = redis[0].url(),
-        b = redis[1].url(),
+        a = urls(&a.0),
+        b = urls(&b.0),
+        ca = a.1,
+        cb = b.1,
         control = control.display().to_string(),
     );
     ProjectorConfig::parse(&text).expect("projector config")
