@@ -258,8 +258,12 @@ impl DrillStack {
     pub fn redis_store(&self, cluster: Cluster) -> pricing_store_redis::RedisStore {
         let name = format!("drill-check-{}", cluster.as_str());
         let config = match &self.stores {
-            Stores::Standalone(servers) => pricing_store_redis::RedisConfig::standalone(name, servers[index(cluster)].url()),
-            Stores::Clusters(clusters) => pricing_store_redis::RedisConfig::cluster(name, clusters[index(cluster)].urls()),
+            Stores::Standalone(servers) => {
+                pricing_store_redis::RedisConfig::standalone(name, servers[index(cluster)].url())
+            }
+            Stores::Clusters(clusters) => {
+                pricing_store_redis::RedisConfig::cluster(name, clusters[index(cluster)].urls())
+            }
         };
         pricing_store_redis::RedisStore::new(config).expect("redis store")
     }

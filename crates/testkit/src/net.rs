@@ -4,8 +4,26 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago, below the kernel's
+/// ephemeral range when it can: a client that keeps dialling a server's port
+/// while the server is down (a Redis client reconnecting, the Cluster
+/// client's topology refresh) is otherwise handed that very port as its own
+/// source port by Linux now and then, connects to itself, and holds the port
+/// the server is about to be restarted on.
 pub fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let below = low.saturating_sub(16_384).max(1_024)..low;
+    if !below.is_empty() {
+        for _ in 0..200 {
+            let port = rand::random_range(below.clone());
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 

@@ -383,7 +383,7 @@ impl Router {
     pub(crate) async fn mget(&self, keys: &[String]) -> RedisResult<Vec<Option<Vec<u8>>>> {
         let topology = self.current().await?;
         let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-        let groups = group_by_node(&topology, keys)?;
+        let groups = group_by_node(&topology, keys).inspect_err(|_| self.request_refresh())?;
         let reads = groups.into_iter().map(|(addr, slots)| self.read_node(addr, slots, keys, false));
         let answers = futures::future::join_all(reads).await;
         let mut first_error = None;
@@ -502,7 +502,15 @@ impl Router {
             let topology = self.current().await?;
             let pending: Vec<usize> = (0..keys.len()).filter(|i| flags[*i].is_none()).collect();
             let pending_keys: Vec<String> = pending.iter().map(|i| keys[*i].clone()).collect();
-            let groups = group_by_node(&topology, &pending_keys)?;
+            // A slot no master serves (a failover under way, a cluster being
+            // formed) is retried like a failed write: the topology may catch up.
+            let groups = match group_by_node(&topology, &pending_keys) {
+                Ok(groups) => groups,
+                Err(error) => {
+                    self.pause_for_refresh(&error, &mut attempt, deadline).await?;
+                    continue;
+                }
+            };
             let writes = groups.into_iter().map(|(addr, slots)| {
                 let replicas = topology.masters.iter().find(|m| m.addr == addr).map_or(0, |m| m.replicas.len());
                 let slots: Vec<Vec<usize>> =
@@ -527,20 +535,26 @@ impl Router {
             if !wants_refresh(&error) && !is_unacknowledged(&error) {
                 return Err(error);
             }
-            attempt += 1;
-            metrics::counter!("pricing_redis_write_retries_total", "store" => self.name.to_string()).increment(1);
-            // Wait for a refresh to land (or the pause), then go again while time is left.
-            let pause = RETRY_PAUSE * attempt.min(10);
-            if Instant::now() + pause >= deadline {
-                return Err(error);
-            }
-            let refreshed = self.refreshed.notified();
-            self.request_refresh();
-            let _ = tokio::time::timeout(pause.max(MIN_REFRESH_GAP), refreshed).await;
-            if Instant::now() >= deadline {
-                return Err(error);
-            }
+            self.pause_for_refresh(&error, &mut attempt, deadline).await?;
         }
+    }
+
+    /// Before a write is retried: asks for a refresh and waits for it (or a
+    /// growing pause); the error back when no time is left before `deadline`.
+    async fn pause_for_refresh(&self, error: &RedisError, attempt: &mut u32, deadline: Instant) -> RedisResult<()> {
+        *attempt += 1;
+        metrics::counter!("pricing_redis_write_retries_total", "store" => self.name.to_string()).increment(1);
+        let pause = RETRY_PAUSE * (*attempt).min(10);
+        if Instant::now() + pause >= deadline {
+            return Err(error.clone());
+        }
+        let refreshed = self.refreshed.notified();
+        self.request_refresh();
+        let _ = tokio::time::timeout(pause.max(MIN_REFRESH_GAP), refreshed).await;
+        if Instant::now() >= deadline {
+            return Err(error.clone());
+        }
+        Ok(())
     }
 
     async fn write_node(
@@ -615,7 +629,7 @@ impl Router {
     /// Commands that change no key (`UNLINK` per slot), one pipeline per node.
     pub(crate) async fn unlink(&self, keys: &[String]) -> RedisResult<()> {
         let topology = self.current().await?;
-        let groups = group_by_node(&topology, keys)?;
+        let groups = group_by_node(&topology, keys).inspect_err(|_| self.request_refresh())?;
         let calls = groups.into_iter().map(|(addr, slots)| async move {
             let node = self.node(&addr)?;
             let mut pipe = Pipeline::new();
