@@ -15,10 +15,22 @@ pub fn free_port() -> u16 {
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32_768);
-    let below = low.saturating_sub(16_384).max(1_024)..low;
-    if !below.is_empty() {
-        for _ in 0..200 {
-            let port = rand::random_range(below.clone());
+    let first = low.saturating_sub(16_384).max(1_024);
+    let span = low.saturating_sub(first);
+    if span > 0 {
+        // Handed out in turn from a random start, so that no two calls in one
+        // test process (several clusters of a dozen ports starting at once)
+        // get the same port between its check and its use.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+        let _ = NEXT.compare_exchange(
+            u32::MAX,
+            rand::random_range(0..u32::from(span)),
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        for _ in 0..span.min(1_000) {
+            let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % u32::from(span);
+            let port = first + u16::try_from(offset).expect("below span");
             if TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
