@@ -8,6 +8,24 @@ pub fn redis_key(goods_id: GoodsId) -> String {
     format!("pr:g:{goods_id}")
 }
 
+/// Hash slots of a Redis Cluster.
+pub const REDIS_CLUSTER_SLOTS: u16 = 16_384;
+
+/// The Redis Cluster hash slot of a key, as the server computes it: CRC16
+/// (XMODEM) of the key, or of its `{hash tag}` when it has a non-empty one,
+/// modulo 16,384. Keys from [`redis_key`] carry no hash tag.
+pub fn redis_cluster_slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter().position(|&b| b == b'}').filter(|&len| len > 0).map(|len| &rest[..len])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % REDIS_CLUSTER_SLOTS
+}
+
 /// HBase table holding the goods records.
 pub const HBASE_TABLE: &str = "pricing_goods";
 /// The one column that holds the encoded record (family `r`, qualifier `v`).
@@ -39,6 +57,19 @@ pub fn goods_id_from_row_key(row: &[u8]) -> Option<GoodsId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_cluster_slots_follow_the_cluster_spec() {
+        // The spec's CRC16 check value; values from CLUSTER KEYSLOT on a real server.
+        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31c3);
+        assert_eq!(redis_cluster_slot(b"foo"), 12182);
+        assert_eq!(redis_cluster_slot(b"bar"), 5061);
+        // Hash tags decide; an empty tag is no tag; the first `{` opens.
+        assert_eq!(redis_cluster_slot(b"{user1000}.following"), redis_cluster_slot(b"user1000"));
+        assert_eq!(redis_cluster_slot(b"foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16_384);
+        assert_eq!(redis_cluster_slot(b"foo{{bar}}zap"), redis_cluster_slot(b"{bar"));
+        assert_eq!(redis_cluster_slot(redis_key(7).as_bytes()), redis_cluster_slot(b"pr:g:7"));
+    }
 
     #[test]
     fn row_key_round_trips_and_rejects_foreign_bytes() {

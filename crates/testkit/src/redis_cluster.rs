@@ -535,33 +535,13 @@ fn bulk(reply: &str) -> String {
     }
 }
 
-/// The hash slot of a key, as the server computes it: CRC16 (XModem) of the
-/// key, or of its `{hash tag}` when it has a non-empty one, modulo 16384.
-/// Checked against CLUSTER KEYSLOT in this crate's cluster test.
-pub fn key_slot(key: &[u8]) -> u16 {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            rest.iter().position(|&b| b == b'}').filter(|&len| len > 0).map(|len| &rest[..len])
-        })
-        .unwrap_or(key);
-    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS
-}
+/// The hash slot of a key, as the server computes it (checked against
+/// CLUSTER KEYSLOT in this crate's cluster test).
+pub use pricing_record::keys::redis_cluster_slot as key_slot;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_slots_follow_the_cluster_spec() {
-        // The spec's CRC16 check value, and hash tags.
-        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31c3);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % SLOTS);
-        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
-    }
 
     #[test]
     fn bulk_replies_are_unwrapped() {

@@ -713,21 +713,8 @@ fn group_by_node(topology: &Topology, keys: &[String]) -> RedisResult<Vec<(Arc<s
         .collect())
 }
 
-/// The hash slot of a key as the server computes it: CRC16 (XMODEM) of the
-/// key, or of its `{hash tag}` when it has a non-empty one, modulo 16384.
-/// (`redis::cluster_routing::Slot` keeps its number private; the tests hold
-/// this to it and to the cluster spec's examples.)
 pub(crate) fn slot_of(key: &str) -> u16 {
-    let key = key.as_bytes();
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            rest.iter().position(|&b| b == b'}').filter(|&len| len > 0).map(|len| &rest[..len])
-        })
-        .unwrap_or(key);
-    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOTS as u16
+    pricing_record::keys::redis_cluster_slot(key.as_bytes())
 }
 
 /// `redis://host:port/...` to `host:port`.
@@ -773,10 +760,6 @@ mod tests {
         assert_eq!(slot_of("foo"), 12182);
         assert_eq!(slot_of("bar"), 5061);
         assert_eq!(slot_of("123456789"), 12739);
-        assert_eq!(slot_of("{user1000}.following"), slot_of("user1000"), "hash tags decide");
-        // The cluster spec's examples: an empty tag is no tag; the first `{` opens.
-        assert_eq!(slot_of("foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % 16_384);
-        assert_eq!(slot_of("foo{{bar}}zap"), slot_of("{bar"));
         for key in ["p:1", "p:2", "p:30", "anything", "{a}b", "foo{}{bar}", "foo{{bar}}zap"] {
             assert_eq!(format!("{:?}", Slot::for_key(key)), format!("Slot({})", slot_of(key)));
         }
