@@ -384,7 +384,7 @@ impl Router {
         let topology = self.current().await?;
         let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
         let groups = group_by_node(&topology, keys).inspect_err(|_| self.request_refresh())?;
-        let reads = groups.into_iter().map(|(addr, slots)| self.read_node(addr, slots, keys, false));
+        let reads = groups.into_iter().map(|(addr, slots)| self.read_node(addr, slots, keys, false, false));
         let answers = futures::future::join_all(reads).await;
         let mut first_error = None;
         for answer in answers {
@@ -408,14 +408,16 @@ impl Router {
         Ok(out)
     }
 
-    /// Reads the slot groups served by one node in one pipeline; follows a
-    /// redirection once per group.
+    /// Reads the slot groups served by one node in one pipeline (each MGET
+    /// after ASKING when `asking`); follows a redirection, or retries a
+    /// TRYAGAIN, once per call: `followed` says this is already the second go.
     fn read_node<'a>(
         &'a self,
         addr: Arc<str>,
         slots: Vec<Vec<usize>>,
         keys: &'a [String],
         asking: bool,
+        followed: bool,
     ) -> futures::future::BoxFuture<'a, RedisResult<Vec<(usize, Option<Vec<u8>>)>>> {
         Box::pin(async move {
             let node = self.node(&addr)?;
@@ -460,7 +462,7 @@ impl Router {
             }
             if !redirected.is_empty() || !retry_later.is_empty() {
                 count_redirects(&self.name, redirected.len(), retry_later.len());
-                if asking {
+                if followed {
                     // A second redirection within one call: the topology is
                     // moving faster than this call; let the pair fail over.
                     return Err(RedisError::from((
@@ -471,11 +473,11 @@ impl Router {
                 self.request_refresh();
                 let mut follow: Vec<_> = redirected
                     .into_iter()
-                    .map(|((target, ask), groups)| self.read_node(target, groups, keys, ask))
+                    .map(|((target, ask), groups)| self.read_node(target, groups, keys, ask, true))
                     .collect();
                 if !retry_later.is_empty() {
                     tokio::time::sleep(RETRY_PAUSE).await;
-                    follow.push(self.read_node(Arc::clone(&addr), retry_later, keys, true));
+                    follow.push(self.read_node(Arc::clone(&addr), retry_later, keys, false, true));
                 }
                 for more in futures::future::try_join_all(follow).await? {
                     found.extend(more);
