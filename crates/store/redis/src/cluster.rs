@@ -534,7 +534,8 @@ impl Router {
             let Some(error) = last_error else {
                 return Ok(flags.into_iter().map(|f| f.unwrap_or(0)).collect());
             };
-            if !wants_refresh(&error) && !is_unacknowledged(&error) {
+            // An unacknowledged write is MASTERDOWN, which wants a refresh too.
+            if !wants_refresh(&error) {
                 return Err(error);
             }
             self.pause_for_refresh(&error, &mut attempt, deadline).await?;
@@ -656,10 +657,6 @@ impl Router {
 
 fn unacknowledged() -> RedisError {
     RedisError::from((ErrorKind::Server(ServerErrorKind::MasterDown), "write not acknowledged by a replica in time"))
-}
-
-fn is_unacknowledged(error: &RedisError) -> bool {
-    error.kind() == ErrorKind::Server(ServerErrorKind::MasterDown)
 }
 
 fn count_redirects(store: &str, redirected_nodes: usize, retried: usize) {
