@@ -3,7 +3,8 @@
 //! Layout: [`RecordStore`] is the read seam every tier implements (in-memory,
 //! SQL, Redis, HBase); [`RecordWriter`] is the versioned write seam of the
 //! read stores; [`StoreError`] is the typed failure a combinator branches on;
-//! behind the `testsuite` feature (test support, not in production
+//! [`TierId`] and [`PairId`] (in [`ids`]) name a chain's tiers and the store
+//! pairs. Behind the `testsuite` feature (test support, not in production
 //! builds): `memory`, the in-memory store used by tests and as the reference
 //! behaviour; `conformance`, the suite every implementation must pass; and
 //! `fault`, a fault-injecting store.
@@ -29,6 +30,7 @@ pub mod conformance;
 pub mod dual;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod fault;
+pub mod ids;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod memory;
 pub mod observe;
@@ -38,6 +40,7 @@ pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
 pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
+pub use ids::{PairId, TierId, UnknownId};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 
