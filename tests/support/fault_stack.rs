@@ -136,7 +136,7 @@ impl ListFaultStack {
 
         let redis_urls = [format!("redis://{}/", proxies[0].addr()), format!("redis://{}/", proxies[1].addr())];
         let mut config = pricing_list::ListConfig::default();
-        config.read.tiers = vec!["redis".into(), "hbase".into()];
+        config.read.tiers = vec![pricing_store::TierId::Redis, pricing_store::TierId::Hbase];
         config.redis = Some(redis_pair_config(&redis_urls, control.list.redis.resolve(None).0));
         config.hbase = Some(hbase_pair_config(&hbase, control.list.hbase.resolve(None).0));
 

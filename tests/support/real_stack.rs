@@ -252,7 +252,7 @@ fn list_config(redis: &[RedisServer; 2], hbase: &[HbaseTestServer; 2]) -> ListCo
     };
     let mut config = ListConfig::default();
     config.server.metrics_listen = None;
-    config.read.tiers = vec!["redis".into(), "hbase".into()];
+    config.read.tiers = vec![pricing_store::TierId::Redis, pricing_store::TierId::Hbase];
     config.redis = Some(RedisPairConfig {
         a: redis_cluster(&redis[0]),
         b: redis_cluster(&redis[1]),

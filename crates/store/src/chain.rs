@@ -39,28 +39,25 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cache::{CacheSettings, MemoryCache};
+use crate::ids::TierId;
 use crate::settings::Live;
 use crate::{RecordStore, RecordWriter, SharedRecord, StoreError};
 
 /// One step of the chain.
 #[derive(Clone)]
 pub struct Tier {
-    /// The name the chain's config uses and answers carry ("redis", "hbase", "sql").
-    pub name: Arc<str>,
+    /// Which tier this is: what the chain's config lists and answers carry;
+    /// its spelling is the `tier` metric label.
+    pub id: TierId,
     pub store: Arc<dyn RecordStore>,
     /// Where records found by a later tier are written back; `None` = never.
     pub write_back: Option<Arc<dyn RecordWriter>>,
 }
 
 impl Tier {
-    /// A read-only tier named after its store.
-    pub fn new(store: Arc<dyn RecordStore>) -> Tier {
-        Tier { name: store.name().into(), store, write_back: None }
-    }
-
-    pub fn named(mut self, name: &str) -> Tier {
-        self.name = name.into();
-        self
+    /// A read-only tier.
+    pub fn new(id: TierId, store: Arc<dyn RecordStore>) -> Tier {
+        Tier { id, store, write_back: None }
     }
 
     pub fn with_write_back(mut self, writer: Arc<dyn RecordWriter>) -> Tier {
@@ -74,8 +71,8 @@ impl Tier {
 pub enum Source {
     /// The in-process cache.
     Memory,
-    /// The named tier, in this call (or in the fetch this call joined).
-    Tier(Arc<str>),
+    /// This tier, in this call (or in the fetch this call joined).
+    Tier(TierId),
 }
 
 /// The answer for one goods id.
@@ -95,20 +92,20 @@ pub enum ChainError {
     #[error("the chain has no tiers")]
     NoTiers,
     #[error("tier {0} is configured but no such store was built")]
-    UnknownTier(String),
+    UnknownTier(TierId),
     #[error("tier {0} is listed twice")]
-    DuplicateTier(String),
+    DuplicateTier(TierId),
 }
 
 /// What one batch fetch produced: an answer per id it resolved; the ids it
 /// could not resolve failed with `error`.
 struct BatchResult {
-    resolved: HashMap<GoodsId, (Option<SharedRecord>, Arc<str>)>,
+    resolved: HashMap<GoodsId, (Option<SharedRecord>, TierId)>,
     error: Option<StoreError>,
 }
 
 impl BatchResult {
-    fn get(&self, id: GoodsId) -> Result<&(Option<SharedRecord>, Arc<str>), StoreError> {
+    fn get(&self, id: GoodsId) -> Result<&(Option<SharedRecord>, TierId), StoreError> {
         self.resolved.get(&id).ok_or_else(|| {
             self.error.clone().unwrap_or_else(|| StoreError::unavailable("chain", "fetch ended without an answer"))
         })
@@ -138,8 +135,8 @@ impl TieredReader {
             return Err(ChainError::NoTiers);
         }
         let mut seen = HashSet::new();
-        if let Some(dup) = tiers.iter().find(|t| !seen.insert(t.name.clone())) {
-            return Err(ChainError::DuplicateTier(dup.name.to_string()));
+        if let Some(dup) = tiers.iter().find(|t| !seen.insert(t.id)) {
+            return Err(ChainError::DuplicateTier(dup.id));
         }
         Ok(TieredReader {
             inner: Arc::new(Inner {
@@ -153,29 +150,26 @@ impl TieredReader {
     }
 
     /// The chain as configuration lists it (`tiers = ["redis", "hbase"]`),
-    /// picked by name from the tiers the server built.
-    pub fn from_names(
-        names: &[impl AsRef<str>],
+    /// picked from the tiers the server built.
+    pub fn from_ids(
+        ids: &[TierId],
         available: impl IntoIterator<Item = Tier>,
         cache: Live<CacheSettings>,
     ) -> Result<TieredReader, ChainError> {
-        let mut available: HashMap<Arc<str>, Tier> = available.into_iter().map(|t| (t.name.clone(), t)).collect();
-        let mut tiers = Vec::with_capacity(names.len());
-        for name in names {
-            let name = name.as_ref();
-            match available.remove(name) {
+        let mut available: HashMap<TierId, Tier> = available.into_iter().map(|t| (t.id, t)).collect();
+        let mut tiers = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match available.remove(&id) {
                 Some(tier) => tiers.push(tier),
-                None if tiers.iter().any(|t: &Tier| &*t.name == name) => {
-                    return Err(ChainError::DuplicateTier(name.to_owned()));
-                }
-                None => return Err(ChainError::UnknownTier(name.to_owned())),
+                None if tiers.iter().any(|t: &Tier| t.id == id) => return Err(ChainError::DuplicateTier(id)),
+                None => return Err(ChainError::UnknownTier(id)),
             }
         }
         TieredReader::new(tiers, cache)
     }
 
-    pub fn tiers(&self) -> impl Iterator<Item = &str> {
-        self.inner.tiers.iter().map(|t| &*t.name)
+    pub fn tiers(&self) -> impl Iterator<Item = TierId> + '_ {
+        self.inner.tiers.iter().map(|t| t.id)
     }
 
     /// The live cache settings; `store` a new value to change lifetimes.
@@ -292,7 +286,7 @@ impl TieredReader {
             };
             let id = ids[i];
             answers[i] = Some(match result.get(id) {
-                Ok((record, tier)) => lookup(id, record.clone(), Source::Tier(tier.clone()), false),
+                Ok((record, tier)) => lookup(id, record.clone(), Source::Tier(*tier), false),
                 Err(error) => match stale.remove(&id).filter(|e| e.is_usable_stale(Instant::now())) {
                     Some(entry) => {
                         metrics::counter!("pricing_chain_stale_served_total").increment(1);
@@ -373,10 +367,10 @@ impl Inner {
             let records = match tier.store.fetch(&remaining).await {
                 Ok(records) => records,
                 Err(error) => {
-                    metrics::counter!("pricing_chain_tier_errors_total", "tier" => tier.name.to_string(), "kind" => format!("{:?}", error.kind))
+                    metrics::counter!("pricing_chain_tier_errors_total", "tier" => tier.id.as_str(), "kind" => format!("{:?}", error.kind))
                         .increment(1);
                     crate::throttled!(
-                        |suppressed| tracing::warn!(tier = %tier.name, ids = remaining.len(), %error, suppressed, "tier failed, asking the next one")
+                        |suppressed| tracing::warn!(tier = %tier.id, ids = remaining.len(), %error, suppressed, "tier failed, asking the next one")
                     );
                     last_error = Some(error);
                     failed[t] = true;
@@ -386,9 +380,8 @@ impl Inner {
             last_error = None;
             let wanted: HashSet<GoodsId> = remaining.iter().copied().collect();
             let records: Vec<SharedRecord> = records.into_iter().filter(|r| wanted.contains(&r.goods_id)).collect();
-            metrics::counter!("pricing_chain_hits_total", "tier" => tier.name.to_string())
-                .increment(records.len() as u64);
-            metrics::counter!("pricing_chain_misses_total", "tier" => tier.name.to_string())
+            metrics::counter!("pricing_chain_hits_total", "tier" => tier.id.as_str()).increment(records.len() as u64);
+            metrics::counter!("pricing_chain_misses_total", "tier" => tier.id.as_str())
                 .increment((remaining.len() - records.len()) as u64);
             if t > 0 && !records.is_empty() {
                 self.write_back(
@@ -397,16 +390,16 @@ impl Inner {
                 );
             }
             for record in records {
-                self.cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.name.clone()).await;
-                resolved.insert(record.goods_id, (Some(record), tier.name.clone()));
+                self.cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.id).await;
+                resolved.insert(record.goods_id, (Some(record), tier.id));
             }
             remaining.retain(|id| !resolved.contains_key(id));
         }
-        if last_error.is_none() && !remaining.is_empty() {
-            let last = self.tiers.last().map(|t| t.name.clone()).unwrap_or_else(|| "none".into());
+        // A chain has at least one tier (`TieredReader::new` refuses none).
+        if let (None, false, Some(last)) = (&last_error, remaining.is_empty(), self.tiers.last()) {
             for id in remaining {
-                self.cache.insert(id, None, last.clone()).await;
-                resolved.insert(id, (None, last.clone()));
+                self.cache.insert(id, None, last.id).await;
+                resolved.insert(id, (None, last.id));
             }
         }
         BatchResult { resolved, error: last_error }
@@ -418,7 +411,7 @@ impl Inner {
         for tier in earlier {
             let Some(writer) = tier.write_back.clone() else { continue };
             let records = records.to_vec();
-            let name = tier.name.clone();
+            let name = tier.id;
             let inner = Arc::clone(self);
             inner.write_backs_pending.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
@@ -434,7 +427,7 @@ impl Inner {
                         "error"
                     }
                 };
-                metrics::counter!("pricing_chain_write_back_total", "tier" => name.to_string(), "result" => result)
+                metrics::counter!("pricing_chain_write_back_total", "tier" => name.as_str(), "result" => result)
                     .increment(records.len() as u64);
                 if inner.write_backs_pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                     inner.write_backs_idle.notify_waiters();
@@ -486,7 +479,8 @@ mod tests {
     fn chain(redis: Vec<SharedRecord>, hbase: Vec<SharedRecord>) -> (TieredReader, Arc<FaultyStore>, Arc<FaultyStore>) {
         let r = FaultyStore::named("redis", redis);
         let h = FaultyStore::named("hbase", hbase);
-        let tiers = vec![Tier::new(r.clone()).with_write_back(r.clone()), Tier::new(h.clone())];
+        let tiers =
+            vec![Tier::new(TierId::Redis, r.clone()).with_write_back(r.clone()), Tier::new(TierId::Hbase, h.clone())];
         (TieredReader::new(tiers, live(settings())).unwrap(), r, h)
     }
 
@@ -524,14 +518,8 @@ mod tests {
         let (reader, r, h) = chain(vec![rec(1, 1)], vec![rec(2, 1)]);
         let got = reader.get_many(&[1, 2, 1]).await.unwrap();
         assert_eq!(got.len(), 2, "duplicates answered once");
-        assert_eq!(
-            (got[0].goods_id, got[0].source.clone(), found(&got[0])),
-            (1, Source::Tier("redis".into()), Some(1))
-        );
-        assert_eq!(
-            (got[1].goods_id, got[1].source.clone(), found(&got[1])),
-            (2, Source::Tier("hbase".into()), Some(1))
-        );
+        assert_eq!((got[0].goods_id, got[0].source.clone(), found(&got[0])), (1, Source::Tier(TierId::Redis), Some(1)));
+        assert_eq!((got[1].goods_id, got[1].source.clone(), found(&got[1])), (2, Source::Tier(TierId::Hbase), Some(1)));
         assert_eq!(r.batches(), vec![vec![1, 2]], "one fetch for the batch at tier 1");
         assert_eq!(h.batches(), vec![vec![2]], "tier 2 only gets what tier 1 lacked");
 
@@ -562,7 +550,7 @@ mod tests {
     async fn not_found_is_cached_briefly() {
         let (reader, r, h) = chain(vec![], vec![]);
         let got = reader.get_many(&[9_001]).await.unwrap();
-        assert_eq!((got[0].record.is_none(), got[0].source.clone()), (true, Source::Tier("hbase".into())));
+        assert_eq!((got[0].record.is_none(), got[0].source.clone()), (true, Source::Tier(TierId::Hbase)));
         let got = reader.get_many(&[9_001]).await.unwrap();
         assert_eq!((got[0].record.is_none(), got[0].source.clone()), (true, Source::Memory));
         assert_eq!((r.fetch_count(), h.fetch_count()), (1, 1), "the second call reached no store");
@@ -622,7 +610,7 @@ mod tests {
         let (reader, r, h) = chain(vec![Arc::new(GoodsRecord::tombstone(5, 9))], vec![rec(5, 3)]);
         let got = reader.get_many(&[5]).await.unwrap();
         assert!(got[0].record.is_none());
-        assert_eq!(got[0].source, Source::Tier("redis".into()));
+        assert_eq!(got[0].source, Source::Tier(TierId::Redis));
         assert_eq!((r.fetch_count(), h.fetch_count()), (1, 0), "hbase's older live copy is never asked");
         let got = reader.get_many(&[5]).await.unwrap();
         assert!(got[0].record.is_none() && got[0].source == Source::Memory);
@@ -633,7 +621,7 @@ mod tests {
         let (reader, r, h) = chain(vec![rec(1, 1)], vec![rec(1, 1), rec(2, 1)]);
         r.set_fault(Fault::Fail(StoreErrorKind::Timeout));
         let got = reader.get_many(&[1, 2, 9_001]).await.unwrap();
-        assert_eq!(got.iter().map(|l| l.source.clone()).collect::<Vec<_>>(), vec![Source::Tier("hbase".into()); 3]);
+        assert_eq!(got.iter().map(|l| l.source.clone()).collect::<Vec<_>>(), vec![Source::Tier(TierId::Hbase); 3]);
         assert_eq!(got.iter().map(found).collect::<Vec<_>>(), vec![Some(1), Some(1), None]);
         assert_eq!(h.batches(), vec![vec![1, 2, 9_001]]);
         reader.write_backs_settled().await;
@@ -669,7 +657,7 @@ mod tests {
         let a = FaultyStore::named("redis-a", vec![rec(1, 1)]);
         let b = FaultyStore::named("redis-b", vec![rec(1, 1)]);
         let pair = Arc::new(crate::DualStore::new("redis", a.clone(), b.clone(), live(crate::DualSettings::default())));
-        let reader = TieredReader::new(vec![Tier::new(pair.clone())], live(settings())).unwrap();
+        let reader = TieredReader::new(vec![Tier::new(TierId::Redis, pair.clone())], live(settings())).unwrap();
         reader.get_many(&[1]).await.unwrap();
 
         a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
@@ -707,17 +695,20 @@ mod tests {
     }
 
     #[test]
-    fn built_from_the_configured_names() {
-        let sql = Tier::new(FaultyStore::named("sql", []));
-        let redis = Tier::new(FaultyStore::named("redis", []));
+    fn built_from_the_configured_ids() {
+        let sql = Tier::new(TierId::Sql, FaultyStore::named("sql", []));
+        let redis = Tier::new(TierId::Redis, FaultyStore::named("redis", []));
         let reader =
-            TieredReader::from_names(&["redis", "sql"], [sql.clone(), redis.clone()], live(settings())).unwrap();
-        assert_eq!(reader.tiers().collect::<Vec<_>>(), vec!["redis", "sql"]);
-        let err = TieredReader::from_names(&["redis", "hbase"], [sql.clone(), redis.clone()], live(settings()));
-        assert_eq!(err.err(), Some(ChainError::UnknownTier("hbase".into())));
-        let err = TieredReader::from_names(&["sql", "sql"], [sql, redis], live(settings()));
-        assert_eq!(err.err(), Some(ChainError::DuplicateTier("sql".into())));
-        let none: [&str; 0] = [];
-        assert_eq!(TieredReader::from_names(&none, [], live(settings())).err(), Some(ChainError::NoTiers));
+            TieredReader::from_ids(&[TierId::Redis, TierId::Sql], [sql.clone(), redis.clone()], live(settings()))
+                .unwrap();
+        assert_eq!(reader.tiers().collect::<Vec<_>>(), vec![TierId::Redis, TierId::Sql]);
+        let err =
+            TieredReader::from_ids(&[TierId::Redis, TierId::Hbase], [sql.clone(), redis.clone()], live(settings()));
+        assert_eq!(err.err(), Some(ChainError::UnknownTier(TierId::Hbase)));
+        let err = TieredReader::from_ids(&[TierId::Sql, TierId::Sql], [sql.clone(), redis], live(settings()));
+        assert_eq!(err.err(), Some(ChainError::DuplicateTier(TierId::Sql)));
+        let err = TieredReader::new(vec![sql.clone(), sql], live(settings()));
+        assert_eq!(err.err(), Some(ChainError::DuplicateTier(TierId::Sql)));
+        assert_eq!(TieredReader::from_ids(&[], [], live(settings())).err(), Some(ChainError::NoTiers));
     }
 }

@@ -3,16 +3,18 @@
 //! Layout: [`RecordStore`] is the read seam every tier implements (in-memory,
 //! SQL, Redis, HBase); [`RecordWriter`] is the versioned write seam of the
 //! read stores; [`StoreError`] is the typed failure a combinator branches on;
-//! [`memory`] is the in-memory store used by tests and as the reference
-//! behaviour; [`conformance`] is the suite every implementation must pass.
+//! [`TierId`] and [`PairId`] (in [`ids`]) name a chain's tiers and the store
+//! pairs. Behind the `testsuite` feature (test support, not in production
+//! builds): `memory`, the in-memory store used by tests and as the reference
+//! behaviour; `conformance`, the suite every implementation must pass; and
+//! `fault`, a fault-injecting store.
 //! The read-path combinators compose any stores: [`breaker`] is the
 //! per-cluster circuit breaker, [`dual`] reads and writes a pair of clusters
 //! (split, forced, same-room first, failover), [`cache`] is the moka cache and
 //! [`chain`] the tier chain behind it (coalescing, write-back,
-//! stale-if-error); [`settings`] holds the live-settings plumbing they share
-//! and [`fault`] a fault-injecting store for tests; [`observe`] holds what
-//! every store call reports ([`StoreCall`]) and the log throttle hot paths
-//! share ([`LogThrottle`]).
+//! stale-if-error); [`settings`] holds the live-settings plumbing they share;
+//! [`observe`] holds what every store call reports ([`StoreCall`]) and the
+//! log throttle hot paths share ([`LogThrottle`]).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -23,9 +25,13 @@ use pricing_record::{GoodsId, GoodsRecord};
 pub mod breaker;
 pub mod cache;
 pub mod chain;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod conformance;
 pub mod dual;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod fault;
+pub mod ids;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod memory;
 pub mod observe;
 pub mod settings;
@@ -34,6 +40,7 @@ pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
 pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
+pub use ids::{PairId, TierId, UnknownId};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 

@@ -45,7 +45,11 @@ for tool in redis-server redis-cli curl python3 ss; do
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$root" && cargo build --release --locked -p pricing-list -p pricing-detail -p pricing-loadtest \
-        -p pricing-projector -p pricing-store-hbase)
+        -p pricing-projector)
+    # The test server is test support (feature testsuite): a build of its
+    # own, so that the servers above are built without it, as in production.
+    (cd "$root" && cargo build --release --locked -p pricing-store-hbase --features testsuite \
+        --bin hbase-thrift-test-server)
 fi
 
 mkdir -p "$out"

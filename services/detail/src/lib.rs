@@ -60,7 +60,11 @@ pub async fn serve_with_store(
 /// Redis pair when configured (its settings following the control file when
 /// one governs the board), and the board's live switches.
 pub fn build_sources(config: &DetailConfig, sql: Arc<SqlStore>, board: &Switchboard) -> anyhow::Result<Arc<Sources>> {
-    let redis = config.redis.as_ref().map(|r| pricing_store_pairs::redis_pair("redis", r)).transpose()?;
+    let redis = config
+        .redis
+        .as_ref()
+        .map(|r| pricing_store_pairs::redis_pair(pricing_store::PairId::Redis.as_str(), r))
+        .transpose()?;
     if let (Some(pair), true) = (&redis, board.has_file()) {
         board.bind_pair(PairSwitch::DetailRedis, pair.settings.clone());
     }

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use pricing_proto::v1::Tier;
 use pricing_record::GoodsId;
-use pricing_store::{SharedRecord, StoreError};
+use pricing_store::chain::Source;
+use pricing_store::{SharedRecord, StoreError, TierId};
 
 /// One found record. Ids that no tier holds are simply absent.
 #[derive(Debug, Clone)]
@@ -22,14 +23,13 @@ pub trait PriceReader: Send + Sync + 'static {
     async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError>;
 }
 
-/// The wire tier for a chain tier name: `redis…`, `hbase…`, anything else
-/// (the SQL source) is the database.
-pub fn wire_tier(source: &pricing_store::chain::Source) -> Tier {
+/// The wire tier for who answered in the chain: the SQL source is the database.
+pub fn wire_tier(source: &Source) -> Tier {
     match source {
-        pricing_store::chain::Source::Memory => Tier::Memory,
-        pricing_store::chain::Source::Tier(name) if name.starts_with("redis") => Tier::Redis,
-        pricing_store::chain::Source::Tier(name) if name.starts_with("hbase") => Tier::Hbase,
-        pricing_store::chain::Source::Tier(_) => Tier::Database,
+        Source::Memory => Tier::Memory,
+        Source::Tier(TierId::Redis) => Tier::Redis,
+        Source::Tier(TierId::Hbase) => Tier::Hbase,
+        Source::Tier(TierId::Sql) => Tier::Database,
     }
 }
 

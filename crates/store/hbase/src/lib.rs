@@ -4,7 +4,8 @@
 //! writer: one `getRowsWithColumns` per batch, cell timestamp = record
 //! version. `client` is its pool of synchronous Thrift connections run on
 //! `spawn_blocking`, with timeouts and error mapping to `StoreError` kinds.
-//! [`HbaseConfig`] says how to reach one cluster. [`server`] is the test
+//! [`HbaseConfig`] says how to reach one cluster. `server`, behind the
+//! `testsuite` feature (test support, off in production builds), is the test
 //! server speaking HBase's Thrift wire protocol over data in memory: Apache
 //! HBase cannot be installed on the project's machines, so every HBase path
 //! is tested against it (also as the `hbase-thrift-test-server` binary).
@@ -12,10 +13,12 @@
 
 mod client;
 mod config;
+#[cfg(feature = "testsuite")]
 pub mod server;
 mod store;
 
 pub use config::{ConfigError, HbaseConfig};
+#[cfg(feature = "testsuite")]
 pub use server::{HbaseTestServer, ServerConfig};
 pub use store::HbaseStore;
 
