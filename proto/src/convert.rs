@@ -78,3 +78,14 @@ pub fn goods_price(quote: &Quote, version: u64, tier: v1::Tier, stale: bool) -> 
         trace: quote.trace.iter().map(trace_entry).collect(),
     }
 }
+
+/// The wire tier of a chain answer: memory, a tier named `redis…` or
+/// `hbase…`, anything else (the SQL source) the database. Both servers use it.
+pub fn tier(source: &pricing_store::Source) -> v1::Tier {
+    match source {
+        pricing_store::Source::Memory => v1::Tier::Memory,
+        pricing_store::Source::Tier(name) if name.starts_with("redis") => v1::Tier::Redis,
+        pricing_store::Source::Tier(name) if name.starts_with("hbase") => v1::Tier::Hbase,
+        pricing_store::Source::Tier(_) => v1::Tier::Database,
+    }
+}

@@ -12,7 +12,10 @@
 //! stale-if-error); [`settings`] holds the live-settings plumbing they share
 //! and [`fault`] a fault-injecting store for tests; [`observe`] holds what
 //! every store call reports ([`StoreCall`]) and the log throttle hot paths
-//! share ([`LogThrottle`]).
+//! share ([`LogThrottle`]); [`guard`] is the one decorator of a store call
+//! (its timeout, its breaker, its metrics: [`StoreGuard`], and [`Guarded`],
+//! a store whose every fetch goes through one); [`deadline`] is the caller's
+//! [`Deadline`] that cuts every store call's budget.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -24,8 +27,10 @@ pub mod breaker;
 pub mod cache;
 pub mod chain;
 pub mod conformance;
+pub mod deadline;
 pub mod dual;
 pub mod fault;
+pub mod guard;
 pub mod memory;
 pub mod observe;
 pub mod settings;
@@ -33,7 +38,9 @@ pub mod settings;
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
 pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
+pub use deadline::Deadline;
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
+pub use guard::{Admission, GuardError, Guarded, Limits, Meter, StoreGuard};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 
@@ -52,6 +59,10 @@ pub enum StoreErrorKind {
     /// The store answered with something the client could not understand at
     /// the protocol level (not a corrupt record: that is a miss).
     Protocol,
+    /// The caller's own deadline passed before the store answered: the store
+    /// is not to blame (no breaker counts it), and asking another store is
+    /// of no use to this caller.
+    DeadlineExceeded,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,6 +83,10 @@ impl StoreError {
     pub fn timeout(store: impl Into<String>) -> StoreError {
         StoreError::new(store, StoreErrorKind::Timeout, "timed out")
     }
+    /// The caller's deadline passed before `store` answered.
+    pub fn deadline(store: impl Into<String>) -> StoreError {
+        StoreError::new(store, StoreErrorKind::DeadlineExceeded, "the caller's deadline passed")
+    }
 }
 
 /// Fetch goods records by id, one round trip per call.
@@ -91,6 +106,20 @@ pub trait RecordStore: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError>;
+
+    /// [`RecordStore::fetch`] for a caller who stops waiting at `deadline`:
+    /// past it the call ends with [`StoreErrorKind::DeadlineExceeded`].
+    /// Combinators (the dual store, the tier chain, [`Guarded`]) override it
+    /// to cut each inner call's own budget to what the caller has left.
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        match deadline {
+            None => self.fetch(ids).await,
+            Some(deadline) => match tokio::time::timeout_at(deadline.instant(), self.fetch(ids)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::deadline(self.name())),
+            },
+        }
+    }
 }
 
 /// What a versioned write did to each record.
@@ -122,6 +151,9 @@ impl<T: RecordStore + ?Sized> RecordStore for Arc<T> {
     }
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
         (**self).fetch(ids).await
+    }
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        (**self).fetch_within(ids, deadline).await
     }
 }
 

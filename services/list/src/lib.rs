@@ -115,7 +115,9 @@ impl ReadPath {
                 other => tracing::warn!(pair = other, "no control switch for this pair"),
             }
         }
-        board.bind_list_cache(self.reader.cache_settings().clone());
+        if let Some(cache) = self.reader.cache_settings() {
+            board.bind_list_cache(cache.clone());
+        }
     }
 }
 
