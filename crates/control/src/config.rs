@@ -278,8 +278,10 @@ pub struct GlobalLimits {
     /// per-caller concurrency).
     #[serde(rename = "retry_after_ms", with = "millis")]
     pub retry_after: Duration,
-    /// A call whose `grpc-timeout` leaves this little or less is refused at
-    /// once; 0 refuses only calls already out of time.
+    /// The time a server keeps to send its answer: store calls end this
+    /// long before the caller's `grpc-timeout` runs out. A call whose
+    /// `grpc-timeout` leaves this little or less is refused at once; 0
+    /// refuses only calls already out of time.
     #[serde(rename = "min_deadline_ms", with = "millis")]
     pub min_deadline: Duration,
 }

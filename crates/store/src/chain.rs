@@ -18,6 +18,18 @@
 //! grace, that record is served with `stale = true`; otherwise the call fails
 //! with the store error.
 //!
+//! A chain may run without a memory cache ([`TieredReader::uncached`]: the
+//! detail server by default): then every call reaches the tiers (still
+//! coalesced), nothing is negatively cached and nothing can be served stale.
+//!
+//! The caller's [`Deadline`] ([`TieredReader::get_many_within`]) bounds the
+//! batch a call starts (each tier is asked within what is left, through
+//! [`RecordStore::fetch_within`]) and each caller's wait for a batch it
+//! joined: a caller out of time gets its stale records, or the error
+//! [`StoreErrorKind::DeadlineExceeded`](crate::StoreErrorKind). A batch
+//! runs under the deadline of the call that started it; a caller that joined
+//! it with more time left and sees it end on that deadline gets a `Timeout`.
+//!
 //! A small window remains where a caller checks the cache just before a batch
 //! completes and registers after it left the in-flight map: it fetches again.
 //! That costs one extra fetch, never a wrong answer.
@@ -41,7 +53,7 @@ use tokio::time::Instant;
 use crate::cache::{CacheSettings, MemoryCache};
 use crate::ids::TierId;
 use crate::settings::Live;
-use crate::{RecordStore, RecordWriter, SharedRecord, StoreError};
+use crate::{Deadline, RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind};
 
 /// One step of the chain.
 #[derive(Clone)]
@@ -122,7 +134,8 @@ pub struct TieredReader {
 
 struct Inner {
     tiers: Vec<Tier>,
-    cache: MemoryCache,
+    /// `None`: no memory cache (every call reaches the tiers).
+    cache: Option<MemoryCache>,
     inflight: Mutex<HashMap<GoodsId, Batch>>,
     write_backs_pending: AtomicUsize,
     write_backs_idle: Notify,
@@ -131,6 +144,16 @@ struct Inner {
 impl TieredReader {
     /// A chain over `tiers`, asked in order.
     pub fn new(tiers: Vec<Tier>, cache: Live<CacheSettings>) -> Result<TieredReader, ChainError> {
+        TieredReader::build(tiers, Some(cache))
+    }
+
+    /// A chain over `tiers` without a memory cache: no fresh hits, no
+    /// negative caching, no stale answers; coalescing and write-back stay.
+    pub fn uncached(tiers: Vec<Tier>) -> Result<TieredReader, ChainError> {
+        TieredReader::build(tiers, None)
+    }
+
+    fn build(tiers: Vec<Tier>, cache: Option<Live<CacheSettings>>) -> Result<TieredReader, ChainError> {
         if tiers.is_empty() {
             return Err(ChainError::NoTiers);
         }
@@ -141,7 +164,7 @@ impl TieredReader {
         Ok(TieredReader {
             inner: Arc::new(Inner {
                 tiers,
-                cache: MemoryCache::new(cache),
+                cache: cache.map(MemoryCache::new),
                 inflight: Mutex::new(HashMap::new()),
                 write_backs_pending: AtomicUsize::new(0),
                 write_backs_idle: Notify::new(),
@@ -172,25 +195,27 @@ impl TieredReader {
         self.inner.tiers.iter().map(|t| t.id)
     }
 
-    /// The live cache settings; `store` a new value to change lifetimes.
-    pub fn cache_settings(&self) -> &Live<CacheSettings> {
-        self.inner.cache.settings()
+    /// The live cache settings (`None` without a cache); `store` a new
+    /// value to change lifetimes.
+    pub fn cache_settings(&self) -> Option<&Live<CacheSettings>> {
+        self.inner.cache.as_ref().map(MemoryCache::settings)
     }
 
     /// Entries in the memory cache (approximate: moka updates it lazily).
     pub fn cache_entries(&self) -> u64 {
-        self.inner.cache.entry_count()
+        self.inner.cache.as_ref().map_or(0, MemoryCache::entry_count)
     }
 
     /// Estimated bytes held by the memory cache (approximate, as above).
     pub fn cache_bytes(&self) -> u64 {
-        self.inner.cache.weighted_size()
+        self.inner.cache.as_ref().map_or(0, MemoryCache::weighted_size)
     }
 
     /// Drops cached answers, e.g. after an operator repaired records.
     pub async fn invalidate(&self, ids: &[GoodsId]) {
+        let Some(cache) = &self.inner.cache else { return };
         for &id in ids {
-            self.inner.cache.invalidate(id).await;
+            cache.invalidate(id).await;
         }
     }
 
@@ -211,7 +236,17 @@ impl TieredReader {
     /// tombstones come back as `record: None`. Fails only when some id could
     /// be answered neither by a tier nor, stale, by memory.
     pub async fn get_many(&self, ids: &[GoodsId]) -> Result<Vec<Lookup>, StoreError> {
-        let mut lookups = self.get_many_raw(ids).await?;
+        self.get_many_within(ids, None).await
+    }
+
+    /// As [`TieredReader::get_many`], for a caller who stops waiting at
+    /// `deadline` (see the module doc).
+    pub async fn get_many_within(
+        &self,
+        ids: &[GoodsId],
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<Lookup>, StoreError> {
+        let mut lookups = self.get_many_raw(ids, deadline).await?;
         for l in &mut lookups {
             if l.record.as_ref().is_some_and(|r| r.is_tombstone()) {
                 l.record = None;
@@ -221,7 +256,7 @@ impl TieredReader {
     }
 
     /// As [`TieredReader::get_many`], with tombstones left in `record`.
-    async fn get_many_raw(&self, ids: &[GoodsId]) -> Result<Vec<Lookup>, StoreError> {
+    async fn get_many_raw(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Lookup>, StoreError> {
         let ids = distinct(ids);
         let inner = &self.inner;
         let now = Instant::now();
@@ -229,7 +264,11 @@ impl TieredReader {
         let mut stale = HashMap::new();
         let mut missing = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
-            match inner.cache.get(id, now).await {
+            let cached = match &inner.cache {
+                Some(cache) => cache.get(id, now).await,
+                None => None,
+            };
+            match cached {
                 Some(entry) if entry.is_fresh(now) => {
                     answers[i] = Some(lookup(id, entry.record, Source::Memory, false));
                 }
@@ -266,7 +305,7 @@ impl TieredReader {
             }
             if !mine.is_empty() {
                 let batch_ids: Vec<GoodsId> = mine.iter().map(|&i| ids[i]).collect();
-                let batch = Arc::clone(inner).start_batch(batch_ids.clone());
+                let batch = Arc::clone(inner).start_batch(batch_ids.clone(), deadline);
                 for (&i, id) in mine.iter().zip(batch_ids) {
                     inflight.insert(id, batch.clone());
                     waits.push((i, batch.clone()));
@@ -279,7 +318,7 @@ impl TieredReader {
             let result = match done.iter().find(|(b, _)| b.ptr_eq(&batch)) {
                 Some((_, result)) => Arc::clone(result),
                 None => {
-                    let result = batch.clone().await;
+                    let result = wait(batch.clone(), deadline).await;
                     done.push((batch, Arc::clone(&result)));
                     result
                 }
@@ -301,6 +340,31 @@ impl TieredReader {
         }
         Ok(answers.into_iter().flatten().collect())
     }
+}
+
+/// Waits for `batch`, at most until `deadline`: a caller out of time stops
+/// waiting (the batch goes on for the others and fills the cache). A batch
+/// that ended on an earlier caller's deadline is a timeout for a caller who
+/// still has time.
+async fn wait(batch: Batch, deadline: Option<Deadline>) -> Arc<BatchResult> {
+    let result = match deadline {
+        None => batch.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline.instant(), batch).await {
+            Ok(result) => result,
+            Err(_) => {
+                let error = StoreError::deadline("chain");
+                return Arc::new(BatchResult { resolved: HashMap::new(), error: Some(error) });
+            }
+        },
+    };
+    let ended_on_another_deadline = result.error.as_ref().is_some_and(|e| e.kind == StoreErrorKind::DeadlineExceeded)
+        && !deadline.is_some_and(|d| d.is_expired());
+    if !ended_on_another_deadline {
+        return result;
+    }
+    let mut error = result.error.clone().unwrap_or_else(|| StoreError::deadline("chain"));
+    error.kind = StoreErrorKind::Timeout;
+    Arc::new(BatchResult { resolved: result.resolved.clone(), error: Some(error) })
 }
 
 /// `ids` without repeats, in first-occurrence order. Batches are small (at
@@ -334,10 +398,10 @@ impl Drop for InflightGuard {
 }
 
 impl Inner {
-    fn start_batch(self: Arc<Inner>, ids: Vec<GoodsId>) -> Batch {
+    fn start_batch(self: Arc<Inner>, ids: Vec<GoodsId>, deadline: Option<Deadline>) -> Batch {
         let task = tokio::spawn(async move {
             let guard = InflightGuard { inner: Arc::clone(&self), ids };
-            let result = self.resolve(&guard.ids).await;
+            let result = self.resolve(&guard.ids, deadline).await;
             drop(guard); // after the cache holds the answers
             Arc::new(result)
         });
@@ -353,7 +417,7 @@ impl Inner {
         .shared()
     }
 
-    async fn resolve(self: &Arc<Inner>, ids: &[GoodsId]) -> BatchResult {
+    async fn resolve(self: &Arc<Inner>, ids: &[GoodsId], deadline: Option<Deadline>) -> BatchResult {
         let mut remaining: Vec<GoodsId> = ids.to_vec();
         let mut resolved = HashMap::with_capacity(ids.len());
         let mut last_error = None;
@@ -364,7 +428,12 @@ impl Inner {
             if remaining.is_empty() {
                 break;
             }
-            let records = match tier.store.fetch(&remaining).await {
+            if deadline.is_some_and(|d| d.is_expired()) {
+                // The caller is gone: no further tier is asked for it.
+                last_error = Some(StoreError::deadline(tier.id.as_str()));
+                break;
+            }
+            let records = match tier.store.fetch_within(&remaining, deadline).await {
                 Ok(records) => records,
                 Err(error) => {
                     metrics::counter!("pricing_chain_tier_errors_total", "tier" => tier.id.as_str(), "kind" => format!("{:?}", error.kind))
@@ -390,7 +459,9 @@ impl Inner {
                 );
             }
             for record in records {
-                self.cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.id).await;
+                if let Some(cache) = &self.cache {
+                    cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.id).await;
+                }
                 resolved.insert(record.goods_id, (Some(record), tier.id));
             }
             remaining.retain(|id| !resolved.contains_key(id));
@@ -398,7 +469,9 @@ impl Inner {
         // A chain has at least one tier (`TieredReader::new` refuses none).
         if let (None, false, Some(last)) = (&last_error, remaining.is_empty(), self.tiers.last()) {
             for id in remaining {
-                self.cache.insert(id, None, last.id).await;
+                if let Some(cache) = &self.cache {
+                    cache.insert(id, None, last.id).await;
+                }
                 resolved.insert(id, (None, last.id));
             }
         }
@@ -446,7 +519,11 @@ impl RecordStore for TieredReader {
     }
 
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
-        Ok(self.get_many_raw(ids).await?.into_iter().filter_map(|l| l.record).collect())
+        self.fetch_within(ids, None).await
+    }
+
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        Ok(self.get_many_raw(ids, deadline).await?.into_iter().filter_map(|l| l.record).collect())
     }
 }
 
@@ -682,9 +759,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_callers_deadline_bounds_the_tiers_and_stale_is_served_at_it() {
+        let (reader, r, h) = chain(vec![rec(1, 1)], vec![rec(1, 1), rec(2, 1)]);
+        reader.get_many(&[1]).await.unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        r.set_fault(Fault::Delay(Duration::from_secs(10)));
+        let started = Instant::now();
+        let got = reader.get_many_within(&[1], Some(Deadline::after(Duration::from_millis(100)))).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(100), "no waiting past the caller's deadline");
+        assert_eq!((got[0].stale, found(&got[0])), (true, Some(1)), "stale within grace at the deadline");
+        assert_eq!(h.fetch_count(), 0, "the next tier is not asked for a caller out of time");
+
+        let err = reader.get_many_within(&[2], Some(Deadline::after(Duration::from_millis(100)))).await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::DeadlineExceeded, "nothing cached: the caller's deadline is the error");
+        assert_eq!(h.fetch_count(), 0);
+
+        // Without a deadline the slow tier is waited for (its own budget is
+        // its guard's), once the batch cut by the last deadline has left.
+        r.set_fault(Fault::None);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let got = reader.get_many(&[2]).await.unwrap();
+        assert_eq!(got[0].source, Source::Tier(TierId::Hbase));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cache_every_call_reaches_the_tiers() {
+        let r = FaultyStore::named("redis", vec![rec(1, 1)]);
+        let h = FaultyStore::named("sql", vec![rec(2, 1)]);
+        let tiers = vec![Tier::new(TierId::Redis, r.clone()), Tier::new(TierId::Sql, h.clone())];
+        let reader = TieredReader::uncached(tiers).unwrap();
+        assert!(reader.cache_settings().is_none());
+        for _ in 0..3 {
+            let got = reader.get_many(&[1, 2, 9_001]).await.unwrap();
+            assert_eq!(got.iter().map(found).collect::<Vec<_>>(), vec![Some(1), Some(1), None]);
+            assert_eq!(got[1].source, Source::Tier(TierId::Sql));
+        }
+        assert_eq!((r.fetch_count(), h.fetch_count()), (3, 3), "no fresh hits, no negative caching");
+        h.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        r.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        assert!(reader.get_many(&[1]).await.is_err(), "nothing to serve stale");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn cache_settings_are_live() {
         let (reader, r, _h) = chain(vec![rec(1, 1)], vec![]);
-        reader.cache_settings().store(Arc::new(CacheSettings { ttl: Duration::from_secs(60), ..settings() }));
+        reader.cache_settings().unwrap().store(Arc::new(CacheSettings { ttl: Duration::from_secs(60), ..settings() }));
         reader.get_many(&[1]).await.unwrap();
         tokio::time::advance(Duration::from_secs(30)).await;
         reader.get_many(&[1]).await.unwrap();

@@ -243,7 +243,7 @@ done
 say ""
 say "## detail server /metrics after the drill"
 for name in pricing_dual_failover_total pricing_dual_errors_total pricing_detail_reads_total pricing_detail_fallback_total \
-    pricing_detail_write_back_total; do
+    pricing_chain_tier_errors_total pricing_chain_write_back_total; do
     curl -s "http://127.0.0.1:$detail_metrics/metrics" | grep -E "^$name(\{| )" | tee -a "$summary" >&2 || true
 done
 say ""

@@ -56,9 +56,10 @@ pub async fn serve_with_store(
     serve_with_sources(listener, config, sources, board, shutdown).await
 }
 
-/// The detail path's sources from config: MySQL behind its breaker, the
-/// Redis pair when configured (its settings following the control file when
-/// one governs the board), and the board's live switches.
+/// The detail path's sources from config: MySQL behind its guard (breaker,
+/// metrics, deadline), the Redis pair when configured (its settings
+/// following the control file when one governs the board) and the memory
+/// cache when `[cache]` configures one.
 pub fn build_sources(config: &DetailConfig, sql: Arc<SqlStore>, board: &Switchboard) -> anyhow::Result<Arc<Sources>> {
     let redis = config
         .redis
@@ -72,8 +73,9 @@ pub fn build_sources(config: &DetailConfig, sql: Arc<SqlStore>, board: &Switchbo
         sql,
         config.mysql_breaker.clone(),
         redis,
+        config.cache.clone(),
         Duration::from_millis(config.checkout.promotions_cache_ms),
-    )))
+    )?))
 }
 
 /// Serves with given sources under a given switch board (tests keep the

@@ -113,7 +113,9 @@ impl ReadPath {
             };
             board.bind_pair(switch, pair.settings.clone());
         }
-        board.bind_list_cache(self.reader.cache_settings().clone());
+        if let Some(cache) = self.reader.cache_settings() {
+            board.bind_list_cache(cache.clone());
+        }
     }
 }
 
