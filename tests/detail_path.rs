@@ -270,7 +270,7 @@ async fn checkout_and_order_on_mariadb_flag_a_price_change() {
     assert_eq!(allocations, ["2.25", "3.00", "3.75"]);
 
     // The preview wrote the records back to Redis; the price then changes in MySQL.
-    let now = pricing_detail::service::now_ms();
+    let now = pricing_record::Clock::system().now_ms();
     stack
         .sql
         .catalog()
