@@ -5,7 +5,9 @@
 //! (compiled by protox at build time, no system protoc); [`money`] formats and
 //! parses decimal strings; [`codec`] turns undecodable requests into
 //! INVALID_ARGUMENT; [`validate`] checks requests and names the field
-//! at fault; [`error`] turns every failure into a gRPC status in one place.
+//! at fault; [`error`] turns every failure into a gRPC status in one place;
+//! [`convert`] is every engine -> wire mapping (prices, activity offers,
+//! order pricing, the promotion enums).
 #![forbid(unsafe_code)]
 
 pub mod codec;

@@ -21,12 +21,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use crate::error::{DecodeError, InvalidRecord};
-use crate::model::{
-    Activity, ActivityKind, ActivityStatus, Channels, GoodsId, GoodsRecord, GoodsStatus, MONEY_SCALE, check_money,
-};
+use crate::model::{Activity, ActivityKind, ActivityStatus, Channels, GoodsId, GoodsRecord, GoodsStatus};
+use crate::money::Fen;
 
 const FORMAT_PLAIN: u8 = 0x01;
 const FORMAT_LZ4: u8 = 0x02;
@@ -171,15 +169,14 @@ pub fn peek_version(bytes: &[u8]) -> Result<u64, DecodeError> {
 }
 
 fn to_centi(field: &'static str, value: Decimal) -> Result<i64, InvalidRecord> {
-    check_money(field, value)?;
-    (value * Decimal::ONE_HUNDRED).trunc().to_i64().ok_or(InvalidRecord::Scale { field, value })
+    Fen::from_amount(value).and_then(Fen::to_i64).map_err(|error| InvalidRecord::money(field, error))
 }
 
 fn from_centi(centi: i64) -> Result<Decimal, DecodeError> {
     if centi < 0 {
         return Err(DecodeError::Amount(centi));
     }
-    Ok(Decimal::new(centi, MONEY_SCALE))
+    Fen::from(centi).to_decimal().map_err(|_| DecodeError::Amount(centi))
 }
 
 fn to_pb(record: &GoodsRecord) -> Result<RecordPb, InvalidRecord> {

@@ -11,8 +11,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use pricing_record::{Fen, MoneyError};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use sha2::Sha256;
 
 const FORMAT: u8 = 1;
@@ -32,13 +32,17 @@ pub struct QuotedLine {
 }
 
 impl QuotedLine {
-    pub fn new(goods_id: u64, quantity: u32, amount: Decimal, payable: Decimal) -> QuotedLine {
-        QuotedLine { goods_id, quantity, amount_fen: fen(amount), payable_fen: fen(payable) }
+    /// Amounts are rounded to the fen by the one rule (half-up; the engine's
+    /// amounts are whole fen already). An amount beyond 64 bits of fen is an
+    /// error, never a saturated quote.
+    pub fn new(goods_id: u64, quantity: u32, amount: Decimal, payable: Decimal) -> Result<QuotedLine, MoneyError> {
+        Ok(QuotedLine {
+            goods_id,
+            quantity,
+            amount_fen: Fen::round(amount).to_i64()?,
+            payable_fen: Fen::round(payable).to_i64()?,
+        })
     }
-}
-
-fn fen(amount: Decimal) -> i64 {
-    (amount * Decimal::ONE_HUNDRED).round().to_i64().unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +149,20 @@ mod tests {
         let signer = QuoteSigner::new(b"secret");
         let id = signer.sign(&quote());
         assert_eq!(signer.verify(&id), Ok(quote()));
+    }
+
+    #[test]
+    fn lines_are_whole_fen_rounded_half_up_and_never_saturated() {
+        let line = QuotedLine::new(1, 2, Decimal::new(30_00, 2), Decimal::new(27_75, 2)).unwrap();
+        assert_eq!((line.amount_fen, line.payable_fen), (3000, 2775));
+        // Half-up, as everywhere (this module rounded half-even before).
+        let half = QuotedLine::new(1, 1, Decimal::new(1_005, 3), Decimal::new(1_025, 3)).unwrap();
+        assert_eq!((half.amount_fen, half.payable_fen), (101, 103));
+        let beyond = Decimal::from(i64::MAX);
+        assert!(
+            matches!(QuotedLine::new(1, 1, beyond, Decimal::ONE), Err(MoneyError::OutOfRange { .. })),
+            "an amount beyond 64 bits of fen is an error, not i64::MAX"
+        );
     }
 
     #[test]

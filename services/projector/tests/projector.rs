@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use common::{DAY_MS, World, world};
 use pricing_engine::{CallerContext, best_price};
-use pricing_projector::writer::now_ms;
 use pricing_projector::{Difference, Progress, ReconcileOptions, Scope};
 use pricing_record::keys::{HBASE_COLUMN, HBASE_TABLE, hbase_row_key, redis_key};
-use pricing_record::{Activity, Channel, GoodsId, GoodsStatus, encode};
+use pricing_record::{Activity, Channel, Clock, GoodsId, GoodsStatus, encode};
 use pricing_store::{DualSettings, WriteMode};
 use pricing_store_hbase::server::tables::Change;
 use pricing_store_sql::GoodsRow;
@@ -49,7 +48,7 @@ async fn a_full_sync_gives_every_store_the_source_records_and_prices() {
     w.assert_stores_match(&ids).await;
 
     // The engine prices what the stores hold exactly as what MySQL holds.
-    let now = now_ms();
+    let now = Clock::system().now_ms();
     let ctx = CallerContext::anonymous(Channel::App);
     let source = w.source_records(&[1, 2, 3, 30]).await;
     assert_eq!(source.len(), 4);
@@ -77,7 +76,7 @@ async fn a_full_sync_resumes_after_its_saved_cursor() {
     let ids = w.all_ids().await;
     // As if a run had written every goods up to the 80th and then died.
     let cut = ids[79];
-    w.source.save_cursor("full", Cursor { position_ms: 0, after_id: cut }, now_ms()).await.unwrap();
+    w.source.save_cursor("full", Cursor { position_ms: 0, after_id: cut }, Clock::system().now_ms()).await.unwrap();
     let report = full(&w).await;
     assert_eq!(report.resumed_after, Some(cut));
     assert_eq!(report.goods, (ids.len() - 80) as u64);
@@ -113,7 +112,7 @@ async fn an_activity_change_reaches_all_four_stores_through_incremental() {
     for store in STORES {
         let held = w.store_records(store, &[1]).await.remove(0);
         assert_eq!(held.version, version, "{store}");
-        assert_eq!(best_price(&held, &ctx, now_ms(), false).unwrap().price, dec!(29.90), "{store}");
+        assert_eq!(best_price(&held, &ctx, Clock::system().now_ms(), false).unwrap().price, dec!(29.90), "{store}");
     }
     // Nothing changed since: a second pass writes nothing new.
     let idle = w.projector.incremental_pass().await.unwrap();
@@ -281,7 +280,7 @@ async fn purge_removes_only_rows_deleted_longer_ago_than_the_limit() {
     full(&w).await;
     // Age the deletions by hand: goods 10 and the activity 20 days ago, goods 11 one day ago.
     let pool = w.source.pool();
-    let now = now_ms();
+    let now = Clock::system().now_ms();
     for (sql, id, age) in [
         ("UPDATE goods SET deleted_at = ? WHERE id = ?", 10_i64, 20 * DAY_MS),
         ("UPDATE goods SET deleted_at = ? WHERE id = ?", 11, DAY_MS),
@@ -307,7 +306,7 @@ async fn a_purge_waits_while_a_cluster_lacks_the_tombstone() {
     let mut w = world("proj_purge_wait", 20).await;
     w.source.catalog().delete_goods(7).await.unwrap();
     sqlx::query("UPDATE goods SET deleted_at = ? WHERE id = 7")
-        .bind(now_ms() - 30 * DAY_MS)
+        .bind(Clock::system().now_ms() - 30 * DAY_MS)
         .execute(w.source.pool())
         .await
         .unwrap();

@@ -32,5 +32,5 @@ pub use catalog::{Catalog, GoodsRow};
 pub use db::{Backend, SqlOptions};
 pub use demo::{DemoOptions, SeedReport};
 pub use error::{RowError, SqlError, SqlErrorKind};
-pub use promotion::{PromotionKind, PromotionRow, PromotionScope, PromotionStatus, PromotionTier};
+pub use promotion::{PromotionKind, PromotionRow, PromotionStatus, PromotionTier, ScopeKind};
 pub use store::SqlStore;
