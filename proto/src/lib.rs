@@ -7,6 +7,8 @@
 //! INVALID_ARGUMENT; [`validate`] checks requests and names the field
 //! at fault; [`error`] turns every failure into a gRPC status in one place.
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 pub mod codec;
 pub mod convert;

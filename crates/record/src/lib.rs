@@ -6,6 +6,8 @@
 //! a typed error; [`keys`] names the store keys so that every writer and
 //! reader agrees.
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 pub mod codec;
 pub mod error;
