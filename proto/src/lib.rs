@@ -9,6 +9,8 @@
 //! [`convert`] is every engine -> wire mapping (prices, activity offers,
 //! order pricing, the promotion enums).
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 pub mod codec;
 pub mod convert;

@@ -52,6 +52,7 @@ pub fn from_wire(s: &str) -> Result<Decimal, MoneyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::inconsistent_digit_grouping, reason = "amounts in fen are written yuan_fen: 1_234_56 is 1234.56")]
 mod tests {
     use rust_decimal::RoundingStrategy;
 

@@ -102,6 +102,7 @@ pub fn encode(record: &GoodsRecord) -> Result<Bytes, InvalidRecord> {
     let mut plain = BytesMut::with_capacity(len + HEADER_LEN);
     plain.put_u8(FORMAT_PLAIN);
     plain.put_u64(record.version);
+    #[expect(clippy::expect_used, reason = "encoding fails only on a full buffer, and BytesMut grows as needed")]
     pb.encode(&mut plain).expect("BytesMut grows as needed");
     if len <= COMPRESS_ABOVE {
         return Ok(plain.freeze());
@@ -162,7 +163,8 @@ pub fn peek_version(bytes: &[u8]) -> Result<u64, DecodeError> {
         None => Err(DecodeError::Empty),
         Some(&(FORMAT_PLAIN | FORMAT_LZ4)) => bytes
             .get(1..HEADER_LEN)
-            .map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes")))
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map(u64::from_be_bytes)
             .ok_or(DecodeError::Truncated),
         Some(&other) => Err(DecodeError::UnknownFormat(other)),
     }

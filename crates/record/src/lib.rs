@@ -8,6 +8,8 @@
 //! one rounding rule ([`Fen`]); [`clock`] is the one definition of "now"
 //! ([`Clock`], [`ManualClock`] for tests).
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 pub mod clock;
 pub mod codec;

@@ -7,6 +7,7 @@
 //! applies cart promotions and allocates them; [`serve`] runs the gRPC server
 //! with health, reflection and metrics until shutdown, then drains.
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 
 pub mod config;
 pub mod quote;

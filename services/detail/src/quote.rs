@@ -73,6 +73,7 @@ impl QuoteSigner {
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; TAG_LEN] {
+        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(payload);
         let full = mac.finalize().into_bytes();
@@ -105,18 +106,22 @@ impl QuoteSigner {
             return Err(QuoteError::Malformed);
         }
         let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(payload);
         mac.verify_truncated_left(tag).map_err(|_| QuoteError::Signature)?;
         if payload[0] != FORMAT {
             return Err(QuoteError::Malformed);
         }
+        #[expect(clippy::expect_used, reason = "payload holds at least HEAD_LEN bytes (checked above)")]
         let expires_ms = i64::from_be_bytes(payload[1..9].try_into().expect("8 bytes"));
+        #[expect(clippy::expect_used, reason = "payload holds at least HEAD_LEN bytes (checked above)")]
         let n = u16::from_be_bytes(payload[9..11].try_into().expect("2 bytes")) as usize;
         let body = &payload[HEAD_LEN..];
         if body.len() != n * LINE_LEN {
             return Err(QuoteError::Malformed);
         }
+        #[expect(clippy::expect_used, reason = "chunks_exact gives slices of exactly LINE_LEN bytes")]
         let lines = body
             .chunks_exact(LINE_LEN)
             .map(|c| QuotedLine {

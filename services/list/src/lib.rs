@@ -6,6 +6,7 @@
 //! each goods with the engine; [`serve`] runs the gRPC server with health,
 //! reflection and metrics until the shutdown future resolves, then drains.
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 
 pub mod config;
 pub mod guards;

@@ -17,6 +17,7 @@
 //! The HBase test servers run as child processes when the
 //! test server binary is built (so their data does not count in this
 //! process's memory), in process otherwise; the output says which.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

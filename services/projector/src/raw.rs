@@ -230,7 +230,7 @@ impl RawReader for HbaseRaw {
             if guard.is_none() {
                 *guard = Some(connect(&config).map_err(|e| format!("connect: {e}"))?);
             }
-            let client = guard.as_mut().expect("just set");
+            let client = guard.as_mut().ok_or_else(|| "no client after connect".to_owned())?;
             let result = client.get_rows_with_columns(
                 config.table.clone().into_bytes(),
                 rows,

@@ -1,6 +1,7 @@
 //! The projector against real processes: a throwaway MariaDB database (run
 //! through `bash tests/run.sh -p pricing-projector`), two redis-server
 //! processes and two in-process HBase Thrift test servers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 mod common;
 
@@ -331,7 +332,7 @@ async fn the_control_file_sets_the_write_mode_and_pauses_the_incremental_loop() 
     let w = &w;
     let board = w.projector.control().expect("the control file steers the projector").clone();
     let redis = &w.projector.targets().pairs[0];
-    full(&w).await;
+    full(w).await;
     w.assert_stores_match(&[1, 2, 3]).await;
     let price = |id: GoodsId, cents: i64| async move {
         let old = w.source_records(&[id]).await.remove(0);
@@ -383,7 +384,7 @@ async fn the_control_file_sets_the_write_mode_and_pauses_the_incremental_loop() 
     // redis-b missed goods 1 under only_a; its rebuild is the full sync of that side.
     let scope = w.projector.scope(vec!["redis-b".into()]).unwrap();
     w.projector.full(&scope, false, &Progress::logs_only()).await.unwrap();
-    assert_clean(&reconcile(&w, false).await);
+    assert_clean(&reconcile(w, false).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

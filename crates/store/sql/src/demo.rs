@@ -246,6 +246,7 @@ const DISCOUNTS: [i64; 9] = [95, 90, 88, 85, 80, 75, 70, 60, 50];
 /// Amount-off steps in fen.
 const AMOUNTS_OFF: [i64; 7] = [100, 200, 300, 500, 1_000, 2_000, 5_000];
 
+#[expect(clippy::expect_used, reason = "choose() is None only on an empty slice; these are non-empty constant arrays")]
 fn random_goods(rng: &mut StdRng, id: GoodsId, now: i64, next_activity: &mut u64) -> DemoGoods {
     let (lo, hi) = *PRICE_BANDS.choose(rng).expect("bands");
     let price_fen = rng.random_range(lo..hi) * 100 + *CENTS.choose(rng).expect("cents");
@@ -271,6 +272,7 @@ fn random_goods(rng: &mut StdRng, id: GoodsId, now: i64, next_activity: &mut u64
     goods
 }
 
+#[expect(clippy::expect_used, reason = "choose() is None only on an empty slice; these are non-empty constant arrays")]
 fn random_activity(rng: &mut StdRng, goods_id: GoodsId, id: u64, price_fen: i64, now: i64) -> Activity {
     let kind = match rng.random_range(0..100) {
         0..25 => ActivityKind::FlashSale,

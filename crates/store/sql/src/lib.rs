@@ -16,6 +16,7 @@
 //!
 //! Both backends go through one `sqlx::AnyPool` code path (see [`db`] for why).
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 
 pub mod catalog;
 mod convert;

@@ -121,10 +121,10 @@ impl SqlStore {
     /// but only if nothing else holds the file), so that the file alone,
     /// copied or backed up, holds every committed row.
     pub async fn close(&self) {
-        if self.backend == Backend::Sqlite {
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_all(&self.pool).await {
-                tracing::warn!(%error, "sqlite checkpoint before close failed");
-            }
+        if self.backend == Backend::Sqlite
+            && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_all(&self.pool).await
+        {
+            tracing::warn!(%error, "sqlite checkpoint before close failed");
         }
         self.pool.close().await;
     }
