@@ -3,6 +3,7 @@
 //! price at T - 1 ms, the sale price at T exactly, with no re-projection and
 //! whatever the servers cached before T (the list server's record cache,
 //! the detail server's promotions cache for previews).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::str::FromStr;
 

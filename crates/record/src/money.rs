@@ -166,7 +166,7 @@ impl fmt::Display for Fen {
             Err(_) => write!(f, "{units}")?,
         }
         // cents < 100: two digits, written without the padding machinery.
-        let cents = cents as u8;
+        let cents = u8::try_from(cents).map_err(|_| fmt::Error)?;
         f.write_char('.')?;
         f.write_char(char::from(b'0' + cents / 10))?;
         f.write_char(char::from(b'0' + cents % 10))
