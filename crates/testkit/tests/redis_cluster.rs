@@ -5,6 +5,9 @@
 //! Run through `bash tests/run.sh -p pricing-testkit`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
+use std::time::Duration;
+
+use pricing_testkit::net::eventually;
 use pricing_testkit::redis_cluster::{ClusterOptions, RedisCluster, key_slot};
 
 fn integer(reply: &str) -> i64 {
@@ -47,7 +50,10 @@ async fn a_killed_master_is_replaced_by_its_replica_which_keeps_its_keys() {
     let promotion = cluster.wait_for_promotion(master).await;
     println!("harness: replica promoted {:.1} s after the kill", promotion.after_kill.as_secs_f64());
     assert_eq!(promotion.new_master, replica, "the dead master's replica took its slots");
-    assert!(cluster.masters().contains(&replica));
+    // The promotion was seen by some node; the node `masters()` asks may
+    // learn it a gossip round later.
+    let listed = || async { cluster.masters().contains(&replica).then_some(()) };
+    eventually("the promoted replica listed as a master", Duration::from_secs(10), listed).await;
     assert!(cluster.command(replica, &["GET", key]).contains("kept"), "the promoted node serves the key");
 
     // Counters count per node and reset.
