@@ -12,7 +12,9 @@
 //! stale-if-error); [`settings`] holds the live-settings plumbing they share
 //! and [`fault`] a fault-injecting store for tests; [`observe`] holds what
 //! every store call reports ([`StoreCall`]) and the log throttle hot paths
-//! share ([`LogThrottle`]).
+//! share ([`LogThrottle`]); [`inspect`] is the raw-read seam ([`Inspect`]:
+//! stored bytes, the version guarding them, a walk over every goods id) that
+//! the reconciler uses.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub mod chain;
 pub mod conformance;
 pub mod dual;
 pub mod fault;
+pub mod inspect;
 pub mod memory;
 pub mod observe;
 pub mod settings;
@@ -34,6 +37,7 @@ pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
 pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
+pub use inspect::{Inspect, RawEntry, VersionGuard, WalkCursor, WalkPage};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 
