@@ -36,7 +36,7 @@ pub struct RedisStore {
 
 /// The connection behind the store, chosen by [`RedisConfig::cluster`].
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     /// A multiplexed connection (clones share one TCP connection; concurrent
     /// calls are pipelined on it) that reconnects by itself: a call that
     /// finds the connection broken fails, and starts a new connection in the
@@ -83,10 +83,22 @@ impl RedisStore {
         &self.config
     }
 
+    pub(crate) fn store_name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
     /// Runs one store call: bounded by the call deadline, errors classified,
     /// metrics recorded (requests, errors by kind, latency; a call its caller
     /// drops is counted as cancelled).
-    async fn call<T>(&self, op: &'static str, work: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        work: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         let call = StoreCall::start(&self.name, op);
         let result = match tokio::time::timeout(self.config.call_deadline(), work).await {
             Ok(Ok(value)) => Ok(value),
@@ -225,7 +237,7 @@ impl RecordWriter for RedisStore {
     }
 }
 
-fn unexpected(what: &'static str, got: usize) -> RedisError {
+pub(crate) fn unexpected(what: &'static str, got: usize) -> RedisError {
     RedisError::from((ErrorKind::UnexpectedReturnType, what, format!("{got} values")))
 }
 
