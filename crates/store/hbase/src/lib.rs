@@ -2,7 +2,9 @@
 //!
 //! Layout: [`HbaseStore`] (in `store`) is the read-path tier and projector
 //! writer: one `getRowsWithColumns` per batch, cell timestamp = record
-//! version. `client` is its pool of synchronous Thrift connections run on
+//! version; it also implements [`pricing_store::Inspect`] for the
+//! reconciler (cells with their timestamps, a walk over the table with a
+//! scanner per step). `client` is its pool of synchronous Thrift connections run on
 //! `spawn_blocking`, with timeouts and error mapping to `StoreError` kinds.
 //! [`HbaseConfig`] says how to reach one cluster. [`server`] is the test
 //! server speaking HBase's Thrift wire protocol over data in memory: Apache
@@ -12,6 +14,7 @@
 
 mod client;
 mod config;
+mod inspect;
 pub mod server;
 mod store;
 

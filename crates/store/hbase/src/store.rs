@@ -100,7 +100,7 @@ impl HbaseStore {
     /// One Thrift call through the pool, with the store-level metrics of
     /// [`StoreCall`] (`op` = the Thrift method; a call dropped by its caller
     /// counts as cancelled) and throttled logging of failures.
-    async fn call<T, F>(&self, method: &'static str, f: F) -> Result<T, StoreError>
+    pub(crate) async fn call<T, F>(&self, method: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut crate::client::Client) -> thrift::Result<T> + Send + 'static,
@@ -115,6 +115,18 @@ impl HbaseStore {
         result
     }
 
+    pub(crate) fn store_name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn table(&self) -> &[u8] {
+        &self.table
+    }
+
+    pub(crate) fn column(&self) -> &[u8] {
+        &self.column
+    }
+
     fn invalid(&self, message: String) -> StoreError {
         StoreError::new(&self.name, StoreErrorKind::Protocol, message)
     }
@@ -122,7 +134,7 @@ impl HbaseStore {
 
 /// The cell of `column` in a returned row: from `columns`, or from
 /// `sorted_columns` when the server sends that form instead.
-fn cell_of(row: TRowResult, column: &[u8]) -> Option<(i64, Option<Vec<u8>>)> {
+pub(crate) fn cell_of(row: TRowResult, column: &[u8]) -> Option<(i64, Option<Vec<u8>>)> {
     if let Some(mut columns) = row.columns
         && let Some(cell) = columns.remove(column)
     {
