@@ -6,13 +6,14 @@
 //! live [`DualSettings`]: read mode, write mode, timeouts, breakers);
 //! [`redis_pair`] and [`hbase_pair`] build the [`Pair`]: a `DualStore` for
 //! reads, a `DualWriter` for versioned writes, and the `Live` settings cell
-//! the control config swaps. Cluster names are `<pair>-a` and `<pair>-b`.
+//! the control config swaps, plus each cluster's own writer and raw reads
+//! (`Inspect`, for the reconciler). Cluster names are `<pair>-a` and `<pair>-b`.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_store::{DualSettings, DualStore, DualWriter, Live, RecordStore, RecordWriter, live};
+use pricing_store::{DualSettings, DualStore, DualWriter, Inspect, Live, RecordStore, RecordWriter, live};
 use pricing_store_hbase::{HbaseConfig, HbaseStore, Transport};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use serde::Deserialize;
@@ -116,6 +117,9 @@ pub struct Pair {
     pub settings: Live<DualSettings>,
     /// Each cluster's own writer (full sync of one side after recovery).
     pub clusters: [Arc<dyn RecordWriter>; 2],
+    /// Each cluster's raw reads (the reconciler), over the same store as
+    /// its writer: same connections, timeouts and metrics.
+    pub inspectors: [Arc<dyn Inspect>; 2],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,12 +164,20 @@ impl HbaseClusterConfig {
     }
 }
 
-fn assemble<S: RecordStore + RecordWriter>(name: &str, a: S, b: S, settings: DualSettings) -> Pair {
+fn assemble<S: RecordStore + RecordWriter + Inspect>(name: &str, a: S, b: S, settings: DualSettings) -> Pair {
     let (a, b) = (Arc::new(a), Arc::new(b));
     let settings = live(settings);
     let store = DualStore::new(name, Arc::clone(&a) as _, Arc::clone(&b) as _, Arc::clone(&settings));
     let writer = DualWriter::new(name, Arc::clone(&a) as _, Arc::clone(&b) as _, Arc::clone(&settings));
-    Pair { name: name.to_owned(), store: Arc::new(store), writer: Arc::new(writer), settings, clusters: [a, b] }
+    let inspectors: [Arc<dyn Inspect>; 2] = [Arc::clone(&a) as _, Arc::clone(&b) as _];
+    Pair {
+        name: name.to_owned(),
+        store: Arc::new(store),
+        writer: Arc::new(writer),
+        settings,
+        clusters: [a, b],
+        inspectors,
+    }
 }
 
 /// Builds a Redis pair named `name` (clusters `<name>-a`, `<name>-b`). Needs
@@ -224,9 +236,11 @@ mod tests {
                 .unwrap();
         let pair = redis_pair("redis", &redis).unwrap();
         assert_eq!(pair.clusters[0].name(), "redis-a");
+        assert_eq!(pair.inspectors[1].name(), "redis-b");
         let hbase: HbasePairConfig =
             toml::from_str("a = { addresses = [\"127.0.0.1:1\"] }\nb = { addresses = [\"127.0.0.1:2\"] }").unwrap();
         let pair = hbase_pair("hbase", &hbase).unwrap();
         assert_eq!(pair.clusters[1].name(), "hbase-b");
+        assert_eq!(pair.inspectors[0].name(), "hbase-a");
     }
 }
