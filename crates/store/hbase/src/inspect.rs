@@ -11,16 +11,15 @@
 //!   returned, so no scanner stays open between steps and a step that
 //!   fails can simply be asked again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use hbase_thrift::hbase::THbaseSyncClient;
 use pricing_record::GoodsId;
-use pricing_record::keys::{goods_id_from_row_key, hbase_row_key};
+use pricing_record::keys::goods_id_from_row_key;
 use pricing_store::{Inspect, RawEntry, StoreError, VersionGuard, WalkCursor, WalkPage};
 
 use crate::HbaseStore;
-use crate::store::cell_of;
 
 /// The first row key after `row` in HBase's (byte-wise) order.
 fn row_after(row: &[u8]) -> Vec<u8> {
@@ -37,37 +36,16 @@ impl Inspect for HbaseStore {
     }
 
     async fn inspect(&self, ids: &[GoodsId]) -> Result<Vec<RawEntry>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut asked = HashSet::with_capacity(ids.len());
-        let rows: Vec<Vec<u8>> = ids.iter().filter(|id| asked.insert(**id)).map(|id| hbase_row_key(*id)).collect();
-        let (table, column) = (self.table().to_vec(), self.column().to_vec());
-        let results = self
-            .call("inspect", move |c| {
-                c.get_rows_with_columns(table.clone(), rows.clone(), vec![column.clone()], BTreeMap::new())
+        let cells = self.record_cells("inspect", ids).await?;
+        // A cell without a value still holds its timestamp against writes.
+        Ok(cells
+            .into_iter()
+            .map(|(goods_id, timestamp, value)| RawEntry {
+                goods_id,
+                bytes: value.unwrap_or_default(),
+                guard: VersionGuard::CellTimestamp(timestamp),
             })
-            .await?;
-        let mut found = Vec::with_capacity(results.len());
-        let mut seen = HashSet::with_capacity(results.len());
-        for row in results {
-            let Some(goods_id) = row.row.as_deref().and_then(goods_id_from_row_key).filter(|id| asked.contains(id))
-            else {
-                continue;
-            };
-            if !seen.insert(goods_id) {
-                continue;
-            }
-            // A cell without a value still holds its timestamp against writes.
-            if let Some((timestamp, value)) = cell_of(row, self.column()) {
-                found.push(RawEntry {
-                    goods_id,
-                    bytes: value.unwrap_or_default(),
-                    guard: VersionGuard::CellTimestamp(timestamp),
-                });
-            }
-        }
-        Ok(found)
+            .collect())
     }
 
     async fn walk(&self, from: &WalkCursor, count: u32) -> Result<WalkPage, StoreError> {
@@ -98,6 +76,7 @@ impl Inspect for HbaseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pricing_record::keys::hbase_row_key;
 
     #[test]
     fn the_next_row_sorts_right_after() {

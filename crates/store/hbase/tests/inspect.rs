@@ -2,27 +2,19 @@
 //! Thrift test server (Apache HBase cannot be installed here): cells with
 //! their timestamps, and a walk over the table with one scanner per step.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pricing_record::keys::{HBASE_COLUMN, HBASE_TABLE, hbase_row_key};
-use pricing_record::{GoodsId, GoodsRecord, GoodsStatus, encode};
+use pricing_record::{GoodsId, GoodsRecord, encode};
+use pricing_store::conformance::{self, check_inspection, fixture, walk_all};
 use pricing_store::{Inspect, RecordWriter, StoreErrorKind, VersionGuard, WalkCursor};
 use pricing_store_hbase::server::tables::Change;
 use pricing_store_hbase::{HbaseConfig, HbaseStore, HbaseTestServer, Transport};
-use rust_decimal::Decimal;
 
 fn record(goods_id: GoodsId, version: u64) -> GoodsRecord {
-    GoodsRecord {
-        goods_id,
-        version,
-        store_id: 1,
-        base_price: Decimal::new(1_000, 2),
-        currency: "CNY".into(),
-        status: GoodsStatus::OnSale,
-        activities: Vec::new(),
-    }
+    conformance::record(goods_id, version, 1_000, Vec::new())
 }
 
 fn config(server: &HbaseTestServer, call_timeout: Duration) -> HbaseConfig {
@@ -44,6 +36,17 @@ async fn seeded(server: &HbaseTestServer, ids: &[GoodsId]) -> HbaseStore {
 
 fn put(value: &[u8]) -> Vec<Change> {
     vec![Change::Put { column: HBASE_COLUMN.as_bytes().to_vec(), value: value.to_vec() }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conforms_over_both_transports() {
+    for transport in [Transport::Buffered, Transport::Framed] {
+        let server = HbaseTestServer::start_local(transport).unwrap();
+        let store = seeded(&server, &[]).await;
+        let records = fixture();
+        assert_eq!(store.put(&records).await.unwrap().written, records.len());
+        check_inspection(&store, &records).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,20 +72,6 @@ async fn inspection_returns_cells_as_stored_with_their_timestamps() {
     );
     assert_eq!((&held[&3].bytes, held[&3].guard), (&foreign, VersionGuard::CellTimestamp(7)));
     assert!(store.inspect(&[]).await.unwrap().is_empty());
-}
-
-async fn walk_all(store: &HbaseStore, count: u32) -> (BTreeSet<GoodsId>, usize) {
-    let mut found = BTreeSet::new();
-    let mut cursor = WalkCursor::start();
-    for steps in 1..10_000 {
-        let page = store.walk(&cursor, count).await.expect("walk step");
-        found.extend(page.ids);
-        match page.next {
-            Some(next) => cursor = next,
-            None => return (found, steps),
-        }
-    }
-    panic!("the walk does not end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

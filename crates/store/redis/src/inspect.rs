@@ -11,16 +11,15 @@
 //!   address order, so a walk covers every slot. A failover or reshard
 //!   during a walk can make it miss or repeat keys that moved; walk again.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use pricing_record::GoodsId;
 use pricing_record::codec::peek_version;
-use pricing_record::keys::{REDIS_KEY_PREFIX, goods_id_from_redis_key, redis_key};
+use pricing_record::keys::{REDIS_KEY_PREFIX, goods_id_from_redis_key};
 use pricing_store::{Inspect, RawEntry, StoreError, StoreErrorKind, VersionGuard, WalkCursor, WalkPage};
 
-use crate::store::{Conn, RedisStore, unexpected};
+use crate::store::{Conn, RedisStore, unique_keys};
 
 /// The guard the Lua script sees in a stored value: the header's version,
 /// or nothing when there is no header it reads (then any write replaces it).
@@ -66,21 +65,8 @@ impl Inspect for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut seen = HashSet::with_capacity(ids.len());
-        let unique: Vec<GoodsId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-        let keys: Vec<String> = unique.iter().map(|id| redis_key(*id)).collect();
-        let values = self
-            .call("inspect", async {
-                let values: Vec<Option<Vec<u8>>> = match self.conn() {
-                    Conn::Standalone(conn) => redis::cmd("MGET").arg(&keys).query_async(&mut conn.clone()).await?,
-                    Conn::Cluster(router) => router.mget(&keys).await?,
-                };
-                if values.len() != keys.len() {
-                    return Err(unexpected("MGET answered a different number of values than keys asked", values.len()));
-                }
-                Ok(values)
-            })
-            .await?;
+        let (unique, keys) = unique_keys(ids);
+        let values = self.call("inspect", self.mget(&keys)).await?;
         Ok(unique
             .into_iter()
             .zip(values)

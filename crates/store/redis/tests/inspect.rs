@@ -2,52 +2,41 @@
 //! a real Redis Cluster of three masters and three replicas.
 //! Run through `bash tests/run.sh -p pricing-store-redis --test inspect`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pricing_record::keys::{REDIS_KEY_PREFIX, redis_key};
-use pricing_record::{GoodsId, GoodsRecord, GoodsStatus, encode};
+use pricing_record::{GoodsId, GoodsRecord, encode};
+use pricing_store::conformance::{self, check_inspection, fixture, walk_all};
 use pricing_store::{Inspect, RecordWriter, StoreErrorKind, VersionGuard, WalkCursor};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use pricing_testkit::redis::RedisServer;
 use pricing_testkit::redis_cluster::{ClusterOptions, RedisCluster};
-use rust_decimal::Decimal;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 fn record(goods_id: GoodsId, version: u64) -> GoodsRecord {
-    GoodsRecord {
-        goods_id,
-        version,
-        store_id: 1,
-        base_price: Decimal::new(1_000, 2),
-        currency: "CNY".into(),
-        status: GoodsStatus::OnSale,
-        activities: Vec::new(),
-    }
-}
-
-/// Every goods id a whole walk finds, and how many steps it took.
-async fn walk_all(store: &dyn Inspect, count: u32) -> (BTreeSet<GoodsId>, usize) {
-    let mut found = BTreeSet::new();
-    let mut cursor = WalkCursor::start();
-    for steps in 1.. {
-        let page = store.walk(&cursor, count).await.expect("walk step");
-        found.extend(page.ids);
-        match page.next {
-            Some(next) => cursor = next,
-            None => return (found, steps),
-        }
-        assert!(steps < 100_000, "the walk does not end");
-    }
-    unreachable!()
+    conformance::record(goods_id, version, 1_000, Vec::new())
 }
 
 /// Puts `ids` at version 5 through the store's writer.
 async fn seed(store: &RedisStore, ids: &[GoodsId]) {
     let records: Vec<_> = ids.iter().map(|id| Arc::new(record(*id, 5))).collect();
     assert_eq!(store.put(&records).await.unwrap().written, ids.len());
+}
+
+#[tokio::test]
+async fn conforms_on_a_standalone_server_and_a_cluster() {
+    let server = RedisServer::start();
+    let cluster = RedisCluster::start(ClusterOptions::masters_only(3)).await;
+    let standalone = RedisStore::new(RedisConfig::standalone("redis-a", server.url())).expect("valid config");
+    let clustered = RedisStore::new(RedisConfig::cluster("redis-b", cluster.urls())).expect("valid config");
+    for store in [standalone, clustered] {
+        let seeded = fixture();
+        assert_eq!(store.put(&seeded).await.unwrap().written, seeded.len());
+        check_inspection(&store, &seeded).await;
+    }
 }
 
 #[tokio::test]
