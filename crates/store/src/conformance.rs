@@ -138,20 +138,6 @@ pub async fn check_versioned_writes(writer: &dyn RecordWriter, reader: &dyn Reco
     assert!(reader.fetch(&[id, id + 1]).await.unwrap().is_empty(), "{name}: remove left records");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::memory::MemoryStore;
-
-    #[tokio::test]
-    async fn memory_store_conforms() {
-        let seeded = fixture();
-        let store = MemoryStore::with_records("memory", seeded.clone());
-        check_reads(&store, &seeded).await;
-        check_versioned_writes(&store, &store).await;
-    }
-}
-
 /// Every goods id a whole walk of `store` finds (about `count` asked per
 /// step), and the number of steps. Panics on an error, or when the walk
 /// does not end within 100,000 steps.
@@ -191,5 +177,19 @@ pub async fn check_inspection(store: &dyn Inspect, seeded: &[SharedRecord]) {
     let (walked, _) = walk_all(store, 2).await;
     for record in seeded {
         assert!(walked.contains(&record.goods_id), "{name}: the walk missed goods {}", record.goods_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        let seeded = fixture();
+        let store = MemoryStore::with_records("memory", seeded.clone());
+        check_reads(&store, &seeded).await;
+        check_versioned_writes(&store, &store).await;
     }
 }
