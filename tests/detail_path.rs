@@ -12,7 +12,7 @@ use pricing_list::ListConfig;
 use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::{self, GetGoodsPriceRequest, PreviewOrderRequest, PriceOrderRequest};
 use pricing_record::{Activity, ActivityKind};
-use pricing_store::RecordStore;
+use pricing_store::{CacheSettings, RecordStore};
 use pricing_store_pairs::{RedisClusterConfig, RedisPairConfig};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use pricing_store_sql::demo::{self, DemoOptions, well_known};
@@ -47,6 +47,11 @@ fn mysql_addr(url: &str) -> (std::net::SocketAddr, String) {
 
 impl DetailStack {
     async fn start() -> DetailStack {
+        DetailStack::start_with(|_| {}).await
+    }
+
+    /// As [`DetailStack::start`], the detail config changed by `tune` first.
+    async fn start_with(tune: impl FnOnce(&mut DetailConfig)) -> DetailStack {
         let url = pricing_testkit::mysql::fresh_database("detail").await;
         let seeded = SqlStore::connect(&url).await.unwrap();
         demo::seed(&seeded, DemoOptions { goods: 120, ..DemoOptions::default() }).await.unwrap();
@@ -98,6 +103,7 @@ impl DetailStack {
             address: format!("http://{list_addr}"),
             timeout_ms: 2_000,
         });
+        tune(&mut config);
         let board = Switchboard::from_config(ControlConfig::default()).unwrap();
         let sources = pricing_detail::build_sources(&config, Arc::clone(&sql), &board).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -299,6 +305,41 @@ async fn checkout_and_order_on_mariadb_flag_a_price_change() {
     assert_eq!(order.lines[2].unit_activity_price, "40.00");
     assert!(order.payable_changed);
     assert_eq!(order.payable_total, "101.00", "110.00 after the activity, 9 off");
+}
+
+#[tokio::test]
+async fn a_configured_memory_cache_answers_detail_reads_but_never_orders() {
+    let stack = DetailStack::start_with(|c| {
+        c.cache = Some(CacheSettings { ttl: Duration::from_secs(600), ..CacheSettings::default() });
+    })
+    .await;
+    let mut client = stack.client().await;
+    let first = goods_price(&mut client, 50).await.unwrap().price.unwrap();
+    assert_eq!(first.tier, v1::Tier::Database as i32, "Redis is empty: MySQL answers");
+    let second = goods_price(&mut client, 50).await.unwrap().price.unwrap();
+    assert_eq!((second.tier, second.stale), (v1::Tier::Memory as i32, false), "then the memory cache");
+
+    // MySQL changes: the cached detail read keeps its copy for its ttl, an
+    // order reads MySQL (never the cache).
+    let now = pricing_detail::service::now_ms();
+    let activity =
+        Activity::open(880_002, 50, ActivityKind::AmountOff, "10.00".parse().unwrap(), now - 1_000, now + 3_600_000);
+    stack.sql.catalog().upsert_activity(&activity).await.unwrap();
+    let cached = goods_price(&mut client, 50).await.unwrap().price.unwrap();
+    assert_eq!((cached.tier, cached.activity_price.as_str()), (v1::Tier::Memory as i32, first.activity_price.as_str()));
+    assert_ne!(first.activity_price, "40.00");
+    let order = client
+        .price_order(PriceOrderRequest {
+            context: Some(app("user-1")),
+            lines: lines(&[(50, 1)]),
+            coupon_ids: vec![],
+            preview_quote_id: String::new(),
+            expected_payable_total: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(order.lines[0].unit_activity_price, "40.00", "the order read MySQL");
 }
 
 #[tokio::test]

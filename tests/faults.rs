@@ -656,3 +656,146 @@ async fn the_detail_server_reads_the_cluster_of_its_zone_first() {
         stack.stop().await;
     }
 }
+
+// 11. The caller's deadline bounds every store call. Store budgets are 2 s
+//     and one Redis of the pair (the one read first) is black-holed: a call
+//     with grpc-timeout 150 ms is answered by the other cluster in time,
+//     because the first is given only half of what the deadline leaves.
+//     With both black-holed (and, on the detail server, MySQL black-holed
+//     under an order) the answer is DEADLINE_EXCEEDED, still in time: the
+//     server keeps `limits.min_deadline_ms` to answer, so the caller never
+//     has to give up (it would see CANCELLED then).
+
+const CALLER_TIMEOUT: Duration = Duration::from_millis(150);
+/// `limits.min_deadline_ms` in these tests: what the server keeps to answer.
+const ANSWER_RESERVE: Duration = Duration::from_millis(30);
+
+fn with_timeout<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
+    request.set_timeout(CALLER_TIMEOUT);
+    request
+}
+
+/// Runs `call`, asserting that it ended before the caller's timeout.
+async fn in_time<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = call.await;
+    assert!(started.elapsed() < CALLER_TIMEOUT, "{what}: answered after {:?}", started.elapsed());
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_deadline_bounds_the_list_servers_store_calls() {
+    let _turn = TURN.lock().await;
+    let stack = ListFaultStack::start(|c| {
+        c.list.redis.read = ReadMode::PreferLocal { local: Cluster::A }.into();
+        c.limits.min_deadline = ANSWER_RESERVE;
+    })
+    .await;
+    let records = goods(1..=40);
+    stack.seed(&records).await;
+    let truth = Truth::new(&records);
+    let mut list = stack.list().await;
+    let ask =
+        |id: GoodsId| with_timeout(signed(BatchGetPricesRequest { goods_ids: vec![id], context: Some(app("user-1")) }));
+    list.batch_get_prices(ask(1)).await.expect("answered while every store is up");
+
+    stack.proxy(Cluster::A).set_mode(Mode::Blackhole);
+    let (failovers0, cut0, mget_b0) =
+        (failovers("redis-a"), dual_errors("redis-a", "deadline"), stack.mget_calls(Cluster::B));
+    for id in 2..=11 {
+        let reply = in_time("redis a black-holed", list.batch_get_prices(ask(id))).await;
+        let reply = reply.unwrap_or_else(|s| panic!("goods {id}: {s}")).into_inner();
+        let price = reply.prices.first().unwrap_or_else(|| panic!("goods {id}: no price"));
+        truth.check(price).expect("priced right");
+        assert_eq!(price.tier(), v1::Tier::Redis, "goods {id}: answered by the other Redis");
+    }
+    assert!(failovers("redis-a") >= failovers0 + 10, "every read moved from A to B");
+    assert!(
+        dual_errors("redis-a", "deadline") >= cut0 + 10,
+        "A's calls were cut by the caller's deadline, long before A's own 2 s budget"
+    );
+    assert!(stack.mget_calls(Cluster::B) >= mget_b0 + 10, "B answered");
+
+    stack.proxy(Cluster::B).set_mode(Mode::Blackhole);
+    for id in 12..=14 {
+        let status = in_time("both redis black-holed", list.batch_get_prices(ask(id)))
+            .await
+            .expect_err("no store answers in time");
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    }
+    for cluster in [Cluster::A, Cluster::B] {
+        stack.proxy(cluster).set_mode(Mode::Pass);
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_deadline_bounds_the_detail_servers_store_calls() {
+    let _turn = TURN.lock().await;
+    let mut control = pricing_control::ControlConfig::default();
+    control.limits.min_deadline = ANSWER_RESERVE;
+    let dual = pricing_store::DualSettings {
+        read: ReadMode::PreferLocal { local: Cluster::A },
+        ..pricing_tests::fault_stack::wide_dual()
+    };
+    let stack = DetailFaultStack::start_with(40, control, dual).await;
+    let all: Vec<GoodsId> = (1..=40).collect();
+    let records: Vec<SharedRecord> =
+        stack.truth.fetch(&all).await.expect("read the catalogue").into_iter().filter(priceable).collect();
+    let ids: Vec<GoodsId> = records.iter().map(|r| r.goods_id).take(10).collect();
+    assert_eq!(ids.len(), 10, "the demo catalogue has priceable goods");
+    let truth = Truth::new(&records);
+    let mut detail = stack.detail().await;
+    let ask = |id: GoodsId| {
+        with_timeout(tonic::Request::new(GetGoodsPriceRequest { goods_id: id, context: Some(app("user-1")) }))
+    };
+
+    // Warm: read from MySQL once, written back to both Redis.
+    for &id in &ids {
+        detail.get_goods_price(ask(id)).await.expect("warm read");
+    }
+    for cluster in [Cluster::A, Cluster::B] {
+        let store = stack.redis_store(cluster);
+        eventually("every record written back to redis", WAIT, || async {
+            (store.fetch(&ids).await.ok()?.len() == ids.len()).then_some(())
+        })
+        .await;
+    }
+
+    stack.redis_proxy(Cluster::A).set_mode(Mode::Blackhole);
+    let (failovers0, cut0) = (failovers("redis-a"), dual_errors("redis-a", "deadline"));
+    for &id in &ids {
+        let reply = in_time("redis a black-holed", detail.get_goods_price(ask(id))).await;
+        let price = reply.unwrap_or_else(|s| panic!("goods {id}: {s}")).into_inner().price.expect("a price");
+        truth.check(&price).expect("priced right");
+        assert_eq!(price.tier(), v1::Tier::Redis, "goods {id}: answered by the other Redis, not MySQL");
+    }
+    assert!(failovers("redis-a") >= failovers0 + 10, "every read moved from A to B");
+    assert!(dual_errors("redis-a", "deadline") >= cut0 + 10, "A's calls were cut by the caller's deadline");
+
+    stack.redis_proxy(Cluster::B).set_mode(Mode::Blackhole);
+    for &id in &ids[..3] {
+        let status =
+            in_time("both redis black-holed", detail.get_goods_price(ask(id))).await.expect_err("no answer in time");
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    }
+
+    // An order reads MySQL only: black-holed, it too ends at the deadline,
+    // not at the pool's 300 ms budgets.
+    stack.mysql_proxy.set_mode(Mode::Blackhole);
+    let order = PriceOrderRequest {
+        context: Some(app("user-1")),
+        lines: vec![OrderLineInput { goods_id: ids[0], quantity: 1 }],
+        coupon_ids: vec![],
+        preview_quote_id: String::new(),
+        expected_payable_total: String::new(),
+    };
+    let status = in_time("mysql black-holed", detail.price_order(with_timeout(tonic::Request::new(order))))
+        .await
+        .expect_err("no order priced");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    stack.mysql_proxy.set_mode(Mode::Pass);
+    for cluster in [Cluster::A, Cluster::B] {
+        stack.redis_proxy(cluster).set_mode(Mode::Pass);
+    }
+}

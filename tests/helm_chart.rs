@@ -329,7 +329,7 @@ fn production_values_render_the_projector_loop_cronjobs_monitoring_and_parseable
     // projector's parser is not a dependency of this crate: its keys are
     // checked by helm/README.md's manual step).
     let list = ListConfig::parse(&pod_config(&r, "pricing-list-config")).expect("list config");
-    assert_eq!(list.read.tiers, ["redis", "hbase"]);
+    assert_eq!(list.read.tiers, [pricing_store::TierId::Redis, pricing_store::TierId::Hbase]);
     assert!(list.source.database_url.as_deref().is_some_and(|u| u.starts_with("mysql://")));
     let detail = DetailConfig::parse(&pod_config(&r, "pricing-detail-config")).expect("detail config");
     assert!(!detail.checkout.quote_secret.is_empty(), "every detail pod shares the quote secret");

@@ -4,12 +4,15 @@ message length as 4 bytes big-endian, then the protobuf bytes of a
 pricing.v1.BatchGetPricesRequest.
 
     grpc_body.py FIRST_ID COUNT > request.bin
+    grpc_body.py --one GOODS_ID > request.bin   # a GetGoodsPriceRequest
 
 The message is built by hand (no protobuf package needed):
   goods_ids = 1 (packed repeated uint64), context = 2 (CallerContext with
   pin = 1 "bench", channel = 4 CHANNEL_APP = 1).
 The same bytes are a valid ceiling.v1.GetRequest (repeated uint64 ids = 1;
 field 2 is unknown there and skipped), so both servers get identical bodies.
+With --one: a pricing.v1.GetGoodsPriceRequest (goods_id = 1 uint64, the
+same context = 2), for the detail server.
 """
 import struct
 import sys
@@ -41,10 +44,18 @@ def request(first_id: int, count: int) -> bytes:
     return length_delimited(1, ids) + length_delimited(2, context)
 
 
+def one(goods_id: int) -> bytes:
+    context = length_delimited(1, b"bench") + field(4, 0, varint(1))
+    return field(1, 0, varint(goods_id)) + length_delimited(2, context)
+
+
 def main() -> None:
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    message = request(int(sys.argv[1]), int(sys.argv[2]))
+    if sys.argv[1] == "--one":
+        message = one(int(sys.argv[2]))
+    else:
+        message = request(int(sys.argv[1]), int(sys.argv[2]))
     sys.stdout.buffer.write(b"\x00" + struct.pack(">I", len(message)) + message)
 
 

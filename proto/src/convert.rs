@@ -78,3 +78,15 @@ pub fn goods_price(quote: &Quote, version: u64, tier: v1::Tier, stale: bool) -> 
         trace: quote.trace.iter().map(trace_entry).collect(),
     }
 }
+
+/// The wire tier of a chain answer (the SQL source is the database). Both
+/// servers use it.
+pub fn tier(source: &pricing_store::Source) -> v1::Tier {
+    use pricing_store::{Source, TierId};
+    match source {
+        Source::Memory => v1::Tier::Memory,
+        Source::Tier(TierId::Redis) => v1::Tier::Redis,
+        Source::Tier(TierId::Hbase) => v1::Tier::Hbase,
+        Source::Tier(TierId::Sql) => v1::Tier::Database,
+    }
+}

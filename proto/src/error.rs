@@ -1,6 +1,23 @@
 //! Every failure a handler can return, and its gRPC status, in one place.
+//!
+//! A store failure becomes an [`ApiError`] here too (`From<StoreError>`), so
+//! that no handler maps store errors by hand. The rule:
+//! - the caller's own deadline ran out before the stores answered
+//!   ([`StoreErrorKind::DeadlineExceeded`]): DEADLINE_EXCEEDED. The caller
+//!   chose the budget; retrying with the same one is the caller's call;
+//! - a store's own timeout fired, a store could not be reached or refused
+//!   (breaker open, pool exhausted), or answered garbage at the protocol
+//!   level (`Timeout`, `Unavailable`, `Protocol`): UNAVAILABLE. A dependency
+//!   failed while the caller still had time: transient, retryable with
+//!   backoff, and what the alerts on UNAVAILABLE count.
+//!
+//! The conversion lives in this crate (the orphan rule allows it here or in
+//! pricing-store): pricing-proto depends on pricing-store, which stays free of
+//! gRPC, so no store crate ever builds tonic.
 
 use std::time::Duration;
+
+use pricing_store::{StoreError, StoreErrorKind};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -28,6 +45,9 @@ pub enum ApiError {
     /// Every source that could answer failed, or a dependency is down.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller's deadline (`grpc-timeout`) passed before the answer was ready.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -49,7 +69,22 @@ impl ApiError {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::ResourceExhausted { .. } => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+/// See the module doc for the rule.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error.kind {
+            StoreErrorKind::DeadlineExceeded => {
+                ApiError::DeadlineExceeded(format!("the call's deadline passed before the stores answered: {error}"))
+            }
+            StoreErrorKind::Timeout | StoreErrorKind::Unavailable | StoreErrorKind::Protocol => {
+                ApiError::Unavailable(format!("no store could answer: {error}"))
+            }
         }
     }
 }
@@ -85,6 +120,17 @@ mod tests {
         let details = status.get_error_details();
         let violations = &details.bad_request().expect("bad request details").field_violations;
         assert_eq!(violations[0].field, "goods_ids[2]");
+    }
+
+    #[test]
+    fn store_errors_map_by_the_documented_rule() {
+        let code = |kind| Status::from(ApiError::from(StoreError::new("redis", kind, "x"))).code();
+        assert_eq!(code(StoreErrorKind::DeadlineExceeded), Code::DeadlineExceeded);
+        for kind in [StoreErrorKind::Timeout, StoreErrorKind::Unavailable, StoreErrorKind::Protocol] {
+            assert_eq!(code(kind), Code::Unavailable, "{kind:?}");
+        }
+        let status = Status::from(ApiError::from(StoreError::timeout("mysql")));
+        assert!(status.message().contains("no store could answer") && status.message().contains("mysql"), "{status}");
     }
 
     #[test]

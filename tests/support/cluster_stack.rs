@@ -77,7 +77,7 @@ impl ClusterListStack {
         let mut control = base_control();
         tune(&mut control);
         let mut config = pricing_list::ListConfig::default();
-        config.read.tiers = vec!["redis".into()];
+        config.read.tiers = vec![pricing_store::TierId::Redis];
         config.redis = Some(redis_pair_config(&clusters, control.list.redis.resolve(None).0));
         let seed = pricing_store_pairs::redis_pair("seed-redis", &redis_pair_config(&clusters, wide_dual()))
             .expect("seed redis pair");

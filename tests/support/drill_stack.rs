@@ -156,7 +156,7 @@ impl DrillStack {
         list.server.metrics_listen = None;
         list.server.control_file = Some(control_path.clone());
         list.server.control_poll_ms = 50;
-        list.read.tiers = vec!["redis".into()];
+        list.read.tiers = vec![pricing_store::TierId::Redis];
         list.cache = control.list.cache.clone();
         list.redis = Some(pair.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");

@@ -15,7 +15,7 @@
 //! on the proxies ([`ListFaultStack::proxy`]: latency, a hang) or by
 //! replacing the control file ([`ListFaultStack::rewrite_control`]).
 //! [`DetailFaultStack`] is the detail server over MariaDB behind a proxy
-//! and a Redis pair.
+//! and a Redis pair, each Redis behind a proxy too.
 //!
 //! Budgets: the control file starts with wide store budgets (2 s per store
 //! call, 1 s slow-call threshold) so that a loaded two-core machine never
@@ -136,7 +136,7 @@ impl ListFaultStack {
 
         let redis_urls = [format!("redis://{}/", proxies[0].addr()), format!("redis://{}/", proxies[1].addr())];
         let mut config = pricing_list::ListConfig::default();
-        config.read.tiers = vec!["redis".into(), "hbase".into()];
+        config.read.tiers = vec![pricing_store::TierId::Redis, pricing_store::TierId::Hbase];
         config.redis = Some(redis_pair_config(&redis_urls, control.list.redis.resolve(None).0));
         config.hbase = Some(hbase_pair_config(&hbase, control.list.hbase.resolve(None).0));
 
@@ -350,13 +350,16 @@ pub async fn seed_pair(pair: &Pair, records: &[SharedRecord]) {
 
 /// The detail server over MariaDB (reached through a proxy the test can
 /// break) and a Redis pair with wide budgets (a spurious Redis timeout would
-/// send a read to MySQL, which the MySQL fault test has taken away).
+/// send a read to MySQL, which the MySQL fault test has taken away), each
+/// Redis reached through a proxy as well.
 pub struct DetailFaultStack {
     pub detail_addr: SocketAddr,
     /// A direct connection to the database: what the records really are.
     pub truth: Arc<SqlStore>,
     /// Between the detail server and MariaDB.
     pub mysql_proxy: TcpProxy,
+    /// Between the detail server and Redis A, B.
+    redis_proxies: [TcpProxy; 2],
     redis: [RedisServer; 2],
     stop: watch::Sender<bool>,
 }
@@ -364,6 +367,13 @@ pub struct DetailFaultStack {
 impl DetailFaultStack {
     /// A fresh database seeded with `goods` demo goods (ids 1..=goods).
     pub async fn start(goods: u64) -> DetailFaultStack {
+        DetailFaultStack::start_with(goods, ControlConfig::default(), wide_dual()).await
+    }
+
+    /// As [`DetailFaultStack::start`], the server's switch board holding
+    /// `control` (not a watched file: no protection layers) and its Redis
+    /// pair starting with `dual`.
+    pub async fn start_with(goods: u64, control: ControlConfig, dual: DualSettings) -> DetailFaultStack {
         let url = pricing_testkit::mysql::fresh_database("faults").await;
         let truth = Arc::new(SqlStore::connect(&url).await.expect("connect to the test database"));
         let demo = pricing_store_sql::demo::DemoOptions { goods, ..Default::default() };
@@ -384,10 +394,12 @@ impl DetailFaultStack {
         let sql = Arc::new(SqlStore::connect_with(&proxied, options).await.expect("connect through the proxy"));
 
         let redis = [RedisServer::start(), RedisServer::start()];
+        let redis_proxies = [TcpProxy::start(redis[0].addr()).await, TcpProxy::start(redis[1].addr()).await];
         let mut config = DetailConfig::default();
         config.server.metrics_listen = None;
         config.checkout.quote_secret = "faults-test".into();
-        config.redis = Some(redis_pair_config(&[redis[0].url(), redis[1].url()], wide_dual()));
+        let urls = [format!("redis://{}/", redis_proxies[0].addr()), format!("redis://{}/", redis_proxies[1].addr())];
+        config.redis = Some(redis_pair_config(&urls, dual));
         let (stop, stopped) = watch::channel(false);
         let until_stopped = async move {
             let mut rx = stopped;
@@ -395,8 +407,15 @@ impl DetailFaultStack {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let detail_addr = listener.local_addr().expect("bound address");
-        tokio::spawn(pricing_detail::serve_with_store(listener, config, sql, until_stopped));
-        DetailFaultStack { detail_addr, truth, mysql_proxy, redis, stop }
+        let board = pricing_control::Switchboard::from_config(control).expect("a valid control config");
+        let sources = pricing_detail::build_sources(&config, sql, &board).expect("detail sources");
+        tokio::spawn(pricing_detail::serve_with_sources(listener, config, sources, board, until_stopped));
+        DetailFaultStack { detail_addr, truth, mysql_proxy, redis_proxies, redis, stop }
+    }
+
+    /// The proxy the detail server reaches this Redis through.
+    pub fn redis_proxy(&self, cluster: Cluster) -> &TcpProxy {
+        &self.redis_proxies[index(cluster)]
     }
 
     pub async fn detail(&self) -> DetailPricingClient<Channel> {

@@ -30,7 +30,9 @@ use pricing_list::{Hit, ListConfig, PriceReader, ReadPath};
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_record::GoodsId;
 use pricing_store::dual::{ClusterSettings, SideWrite};
-use pricing_store::{BreakerSettings, CacheSettings, Cluster, DualSettings, SharedRecord, StoreError, TieredReader};
+use pricing_store::{
+    BreakerSettings, CacheSettings, Cluster, Deadline, DualSettings, SharedRecord, StoreError, TieredReader,
+};
 use pricing_store_hbase::{HbaseConfig, HbaseStore, HbaseTestServer, Transport};
 use pricing_store_pairs::{HbaseClusterConfig, HbasePairConfig, Pair, RedisClusterConfig, RedisPairConfig};
 use pricing_testkit::redis::RedisServer;
@@ -136,7 +138,7 @@ impl RealStack {
     /// Switches the cache lifetimes (they apply to entries stored afterwards).
     /// Not validated: tests may turn the cache off with a zero ttl.
     pub fn set_cache(&self, settings: CacheSettings) {
-        self.path.reader.cache_settings().store(Arc::new(settings));
+        self.path.reader.cache_settings().expect("the list chain has a cache").store(Arc::new(settings));
     }
 
     /// Versioned write to both clusters of both pairs.
@@ -252,7 +254,7 @@ fn list_config(redis: &[RedisServer; 2], hbase: &[HbaseTestServer; 2]) -> ListCo
     };
     let mut config = ListConfig::default();
     config.server.metrics_listen = None;
-    config.read.tiers = vec!["redis".into(), "hbase".into()];
+    config.read.tiers = vec![pricing_store::TierId::Redis, pricing_store::TierId::Hbase];
     config.redis = Some(RedisPairConfig {
         a: redis_cluster(&redis[0]),
         b: redis_cluster(&redis[1]),
@@ -305,8 +307,8 @@ struct CountingReader {
 
 #[async_trait]
 impl PriceReader for CountingReader {
-    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError> {
+    async fn read(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Option<Hit>>, StoreError> {
         self.entered.fetch_add(1, Ordering::SeqCst);
-        self.inner.read(ids).await
+        self.inner.read(ids, deadline).await
     }
 }

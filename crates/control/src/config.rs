@@ -14,11 +14,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pricing_store::settings::millis;
-use pricing_store::{BreakerSettings, CacheSettings, WriteMode};
+use pricing_store::{BreakerSettings, CacheSettings, Cluster, PairId, WriteMode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::pair::{PairSwitches, ReadSwitch};
+use crate::switchboard::PairSwitch;
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -155,6 +156,16 @@ pub struct ProjectorSwitches {
     pub hbase: ProjectorPairSwitches,
 }
 
+impl ProjectorSwitches {
+    /// The section of one pair (`[projector.redis]`, `[projector.hbase]`).
+    pub fn pair(&self, pair: PairId) -> &ProjectorPairSwitches {
+        match pair {
+            PairId::Redis => &self.redis,
+            PairId::Hbase => &self.hbase,
+        }
+    }
+}
+
 /// The projector's switches for one pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -267,8 +278,10 @@ pub struct GlobalLimits {
     /// per-caller concurrency).
     #[serde(rename = "retry_after_ms", with = "millis")]
     pub retry_after: Duration,
-    /// A call whose `grpc-timeout` leaves this little or less is refused at
-    /// once; 0 refuses only calls already out of time.
+    /// The time a server keeps to send its answer: store calls end this
+    /// long before the caller's `grpc-timeout` runs out. A call whose
+    /// `grpc-timeout` leaves this little or less is refused at once; 0
+    /// refuses only calls already out of time.
     #[serde(rename = "min_deadline_ms", with = "millis")]
     pub min_deadline: Duration,
 }
@@ -385,9 +398,6 @@ impl Default for ShadowSettings {
     }
 }
 
-/// Every (section, cluster) pair whose breaker inherits `[breakers]`.
-const PAIRS: [(&str, &str); 3] = [("list", "redis"), ("list", "hbase"), ("detail", "redis")];
-
 impl ControlConfig {
     /// Parses and checks a control file.
     pub fn parse(text: &str) -> Result<ControlConfig, ControlError> {
@@ -404,19 +414,21 @@ impl ControlConfig {
         }
         let mut config: ControlConfig = toml::from_str(text)?;
         let raw: toml::Table = toml::from_str(text)?;
-        for (section, pair) in PAIRS {
-            for cluster in ["a", "b"] {
+        // Every pair section's cluster breaker inherits `[breakers]` unless
+        // the file sets its own.
+        for switch in PairSwitch::ALL {
+            for cluster in [Cluster::A, Cluster::B] {
                 let set = raw
-                    .get(section)
-                    .and_then(|v| v.get(pair))
-                    .and_then(|v| v.get(cluster))
+                    .get(switch.server())
+                    .and_then(|v| v.get(switch.pair().as_str()))
+                    .and_then(|v| v.get(cluster.as_str()))
                     .is_some_and(|v| v.get("breaker").is_some());
                 if !set {
                     let breaker = config.breakers.clone();
-                    let dual = config.pair_mut(section, pair);
+                    let dual = config.pair_mut(switch);
                     match cluster {
-                        "a" => dual.a.breaker = breaker,
-                        _ => dual.b.breaker = breaker,
+                        Cluster::A => dual.a.breaker = breaker,
+                        Cluster::B => dual.b.breaker = breaker,
                     }
                 }
             }
@@ -428,19 +440,20 @@ impl ControlConfig {
         Ok(config)
     }
 
-    fn pair(&self, section: &str, pair: &str) -> &PairSwitches {
-        match (section, pair) {
-            ("list", "redis") => &self.list.redis,
-            ("list", _) => &self.list.hbase,
-            _ => &self.detail.redis,
+    /// The section of one pair switch (`[list.redis]`, ...).
+    pub(crate) fn pair(&self, switch: PairSwitch) -> &PairSwitches {
+        match switch {
+            PairSwitch::ListRedis => &self.list.redis,
+            PairSwitch::ListHbase => &self.list.hbase,
+            PairSwitch::DetailRedis => &self.detail.redis,
         }
     }
 
-    fn pair_mut(&mut self, section: &str, pair: &str) -> &mut PairSwitches {
-        match (section, pair) {
-            ("list", "redis") => &mut self.list.redis,
-            ("list", _) => &mut self.list.hbase,
-            _ => &mut self.detail.redis,
+    fn pair_mut(&mut self, switch: PairSwitch) -> &mut PairSwitches {
+        match switch {
+            PairSwitch::ListRedis => &mut self.list.redis,
+            PairSwitch::ListHbase => &mut self.list.hbase,
+            PairSwitch::DetailRedis => &mut self.detail.redis,
         }
     }
 
@@ -453,13 +466,15 @@ impl ControlConfig {
             ControlError::invalid(format!("{prefix}.{}", e.field), e.reason)
         };
         self.breakers.validate().map_err(|e| settings("breakers", e))?;
-        for (section, pair) in PAIRS {
-            let dual = self.pair(section, pair);
+        for switch in PairSwitch::ALL {
+            let dual = self.pair(switch);
+            let section = switch.section();
             // Breakers per cluster first, so that the error names the cluster.
-            for (cluster, side) in [("a", &dual.a), ("b", &dual.b)] {
-                side.breaker.validate().map_err(|e| settings(&format!("{section}.{pair}.{cluster}.breaker"), e))?;
+            for (cluster, side) in [(Cluster::A, &dual.a), (Cluster::B, &dual.b)] {
+                let field = format!("{section}.{}.breaker", cluster.as_str());
+                side.breaker.validate().map_err(|e| settings(&field, e))?;
             }
-            dual.validate().map_err(|e| settings(&format!("{section}.{pair}"), e))?;
+            dual.validate().map_err(|e| settings(section, e))?;
         }
         self.list.cache.validate().map_err(|e| settings("list.cache", e))?;
 

@@ -24,5 +24,5 @@ pub use config::{
     HotKeySettings, ListSwitches, ProjectorPairSwitches, ProjectorSwitches, ShadowSettings, VariantOverrides,
 };
 pub use pair::{Locality, PairSwitches, ReadSwitch};
-pub use switchboard::{PairSwitch, ProjectorPair, Reload, Switchboard};
+pub use switchboard::{PairSwitch, Reload, Switchboard};
 pub use view::Change;

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
-use pricing_store::{CacheSettings, DualSettings, Live, WriteMode, live};
+use pricing_store::{CacheSettings, DualSettings, Live, PairId, WriteMode, live};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ControlConfig, ControlError};
@@ -48,17 +48,29 @@ pub enum PairSwitch {
 
 impl PairSwitch {
     fn settings(self, config: &ControlConfig) -> &PairSwitches {
-        match self {
-            PairSwitch::ListRedis => &config.list.redis,
-            PairSwitch::ListHbase => &config.list.hbase,
-            PairSwitch::DetailRedis => &config.detail.redis,
-        }
+        config.pair(self)
     }
 
-    const ALL: [PairSwitch; 3] = [PairSwitch::ListRedis, PairSwitch::ListHbase, PairSwitch::DetailRedis];
+    pub const ALL: [PairSwitch; 3] = [PairSwitch::ListRedis, PairSwitch::ListHbase, PairSwitch::DetailRedis];
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The server whose table holds the section: `list`, `detail`.
+    pub fn server(self) -> &'static str {
+        match self {
+            PairSwitch::ListRedis | PairSwitch::ListHbase => "list",
+            PairSwitch::DetailRedis => "detail",
+        }
+    }
+
+    /// Which pair the section steers.
+    pub fn pair(self) -> PairId {
+        match self {
+            PairSwitch::ListRedis | PairSwitch::DetailRedis => PairId::Redis,
+            PairSwitch::ListHbase => PairId::Hbase,
+        }
     }
 
     /// The section's name: the `pair` label of the zone gauge.
@@ -71,27 +83,16 @@ impl PairSwitch {
     }
 }
 
-/// The projector's pairs, whose write mode `[projector.redis]` and
-/// `[projector.hbase]` carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProjectorPair {
-    Redis,
-    Hbase,
+/// The projector's pair cells, one list per [`PairId`].
+fn projector_index(pair: PairId) -> usize {
+    match pair {
+        PairId::Redis => 0,
+        PairId::Hbase => 1,
+    }
 }
 
-impl ProjectorPair {
-    fn write(self, config: &ControlConfig) -> WriteMode {
-        match self {
-            ProjectorPair::Redis => config.projector.redis.write,
-            ProjectorPair::Hbase => config.projector.hbase.write,
-        }
-    }
-
-    const ALL: [ProjectorPair; 2] = [ProjectorPair::Redis, ProjectorPair::Hbase];
-
-    fn index(self) -> usize {
-        self as usize
-    }
+fn projector_write(config: &ControlConfig, pair: PairId) -> WriteMode {
+    config.projector.pair(pair).write
 }
 
 /// What a reload did.
@@ -126,7 +127,7 @@ struct State {
     last_seen: Option<Seen>,
     pairs: [Vec<Live<DualSettings>>; 3],
     caches: Vec<Live<CacheSettings>>,
-    /// The projector's pair cells, by [`ProjectorPair`].
+    /// The projector's pair cells, by [`PairId`] (`projector_index`).
     projector: [Vec<Live<DualSettings>>; 2],
     /// This process's zone (`topology.kubernetes.io/zone` of its node).
     zone: Option<String>,
@@ -278,10 +279,10 @@ impl Switchboard {
     /// Makes the write mode of a projector's pair cell follow
     /// `[projector.<pair>] write`: set now and on every accepted change;
     /// the cell's other settings (timeouts, breakers) are left as they are.
-    pub fn bind_projector_pair(&self, pair: ProjectorPair, cell: Live<DualSettings>) {
+    pub fn bind_projector_pair(&self, pair: PairId, cell: Live<DualSettings>) {
         let mut state = self.lock();
-        set_write(&cell, pair.write(&self.load_config()));
-        state.projector[pair.index()].push(cell);
+        set_write(&cell, projector_write(&self.load_config(), pair));
+        state.projector[projector_index(pair)].push(cell);
     }
 
     /// Whether `[projector] paused` is set in the config in force.
@@ -385,10 +386,10 @@ impl Switchboard {
                 push_pair(state, pair, new);
             }
         }
-        for pair in ProjectorPair::ALL {
-            let new = pair.write(&config);
-            if pair.write(&old) != new {
-                for cell in &state.projector[pair.index()] {
+        for pair in PairId::ALL {
+            let new = projector_write(&config, pair);
+            if projector_write(&old, pair) != new {
+                for cell in &state.projector[projector_index(pair)] {
                     set_write(cell, new);
                 }
             }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_control::{ControlError, PairSwitch, ProjectorPair, Reload, Switchboard};
-use pricing_store::{DualSettings, ReadMode, WriteMode, live};
+use pricing_control::{ControlError, PairSwitch, Reload, Switchboard};
+use pricing_store::{DualSettings, PairId, ReadMode, WriteMode, live};
 
 const EXAMPLE: &str = include_str!("../examples/control.toml");
 const SPLIT_50: &str = "read = { mode = \"split\", a_percent = 50 }";
@@ -66,7 +66,7 @@ fn projector_cells_take_the_write_mode_and_keep_their_own_budgets() {
     let mut own = DualSettings { write: WriteMode::OnlyA, ..DualSettings::default() };
     own.b.write_timeout = Duration::from_secs(7);
     let cell = live(own);
-    board.bind_projector_pair(ProjectorPair::Redis, cell.clone());
+    board.bind_projector_pair(PairId::Redis, cell.clone());
     assert_eq!(cell.load().write, WriteMode::Both, "the control file's write mode wins at once");
     assert!(!board.projector_paused());
 

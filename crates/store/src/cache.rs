@@ -9,7 +9,6 @@
 //! per-entry expiry (the [`Expiry`] impl, on moka's clock) only reclaims the
 //! memory once an entry is of no use any more.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use moka::Expiry;
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::SharedRecord;
+use crate::ids::TierId;
 use crate::settings::{Live, SettingsError, millis, positive};
 
 /// Cache lifetimes and size. `ttl`, `negative_ttl` and `stale_grace` are
@@ -70,7 +70,7 @@ pub(crate) struct Entry {
     /// no tier holds the id.
     pub record: Option<SharedRecord>,
     /// The tier that answered, for logs and the per-id answer.
-    pub tier: Arc<str>,
+    pub tier: TierId,
     pub fresh_until: Instant,
     pub stale_until: Instant,
     /// How long moka keeps the entry, on its own clock.
@@ -151,7 +151,7 @@ impl MemoryCache {
     /// Stores what a tier answered: a record (fresh for `ttl`, usable stale
     /// for `stale_grace` more) or not-found (fresh for `negative_ttl`, never
     /// served stale: that would keep unknown ids around for the whole grace).
-    pub async fn insert(&self, id: GoodsId, record: Option<SharedRecord>, tier: Arc<str>) {
+    pub async fn insert(&self, id: GoodsId, record: Option<SharedRecord>, tier: TierId) {
         let settings = self.settings.load();
         let now = Instant::now();
         let (fresh, grace) = match record {
@@ -185,6 +185,8 @@ impl MemoryCache {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::conformance::fixture;
     use crate::settings::live;
@@ -199,8 +201,8 @@ mod tests {
         };
         let cache = MemoryCache::new(live(settings));
         let record = fixture()[0].clone();
-        cache.insert(101, Some(record), "t".into()).await;
-        cache.insert(9_001, None, "t".into()).await;
+        cache.insert(101, Some(record), TierId::Sql).await;
+        cache.insert(9_001, None, TierId::Sql).await;
         let now = Instant::now();
         assert!(cache.get(101, now).await.unwrap().is_fresh(now));
         assert!(cache.get(9_001, now).await.unwrap().is_fresh(now));
@@ -226,7 +228,7 @@ mod tests {
         for id in 0..100 {
             let mut r = (*records[3]).clone();
             r.goods_id = id;
-            cache.insert(id, Some(Arc::new(r)), "t".into()).await;
+            cache.insert(id, Some(Arc::new(r)), TierId::Sql).await;
         }
         cache.run_pending_tasks().await;
         assert!(cache.weighted_size() <= 4 * big, "size {} above bound {}", cache.weighted_size(), 4 * big);

@@ -18,6 +18,18 @@
 //! grace, that record is served with `stale = true`; otherwise the call fails
 //! with the store error.
 //!
+//! A chain may run without a memory cache ([`TieredReader::uncached`]: the
+//! detail server by default): then every call reaches the tiers (still
+//! coalesced), nothing is negatively cached and nothing can be served stale.
+//!
+//! The caller's [`Deadline`] ([`TieredReader::get_many_within`]) bounds the
+//! batch a call starts (each tier is asked within what is left, through
+//! [`RecordStore::fetch_within`]) and each caller's wait for a batch it
+//! joined: a caller out of time gets its stale records, or the error
+//! [`StoreErrorKind::DeadlineExceeded`](crate::StoreErrorKind). A batch
+//! runs under the deadline of the call that started it; a caller that joined
+//! it with more time left and sees it end on that deadline gets a `Timeout`.
+//!
 //! A small window remains where a caller checks the cache just before a batch
 //! completes and registers after it left the in-flight map: it fetches again.
 //! That costs one extra fetch, never a wrong answer.
@@ -39,28 +51,25 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::cache::{CacheSettings, MemoryCache};
+use crate::ids::TierId;
 use crate::settings::Live;
-use crate::{RecordStore, RecordWriter, SharedRecord, StoreError};
+use crate::{Deadline, RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind};
 
 /// One step of the chain.
 #[derive(Clone)]
 pub struct Tier {
-    /// The name the chain's config uses and answers carry ("redis", "hbase", "sql").
-    pub name: Arc<str>,
+    /// Which tier this is: what the chain's config lists and answers carry;
+    /// its spelling is the `tier` metric label.
+    pub id: TierId,
     pub store: Arc<dyn RecordStore>,
     /// Where records found by a later tier are written back; `None` = never.
     pub write_back: Option<Arc<dyn RecordWriter>>,
 }
 
 impl Tier {
-    /// A read-only tier named after its store.
-    pub fn new(store: Arc<dyn RecordStore>) -> Tier {
-        Tier { name: store.name().into(), store, write_back: None }
-    }
-
-    pub fn named(mut self, name: &str) -> Tier {
-        self.name = name.into();
-        self
+    /// A read-only tier.
+    pub fn new(id: TierId, store: Arc<dyn RecordStore>) -> Tier {
+        Tier { id, store, write_back: None }
     }
 
     pub fn with_write_back(mut self, writer: Arc<dyn RecordWriter>) -> Tier {
@@ -74,8 +83,8 @@ impl Tier {
 pub enum Source {
     /// The in-process cache.
     Memory,
-    /// The named tier, in this call (or in the fetch this call joined).
-    Tier(Arc<str>),
+    /// This tier, in this call (or in the fetch this call joined).
+    Tier(TierId),
 }
 
 /// The answer for one goods id.
@@ -95,20 +104,20 @@ pub enum ChainError {
     #[error("the chain has no tiers")]
     NoTiers,
     #[error("tier {0} is configured but no such store was built")]
-    UnknownTier(String),
+    UnknownTier(TierId),
     #[error("tier {0} is listed twice")]
-    DuplicateTier(String),
+    DuplicateTier(TierId),
 }
 
 /// What one batch fetch produced: an answer per id it resolved; the ids it
 /// could not resolve failed with `error`.
 struct BatchResult {
-    resolved: HashMap<GoodsId, (Option<SharedRecord>, Arc<str>)>,
+    resolved: HashMap<GoodsId, (Option<SharedRecord>, TierId)>,
     error: Option<StoreError>,
 }
 
 impl BatchResult {
-    fn get(&self, id: GoodsId) -> Result<&(Option<SharedRecord>, Arc<str>), StoreError> {
+    fn get(&self, id: GoodsId) -> Result<&(Option<SharedRecord>, TierId), StoreError> {
         self.resolved.get(&id).ok_or_else(|| {
             self.error.clone().unwrap_or_else(|| StoreError::unavailable("chain", "fetch ended without an answer"))
         })
@@ -125,7 +134,8 @@ pub struct TieredReader {
 
 struct Inner {
     tiers: Vec<Tier>,
-    cache: MemoryCache,
+    /// `None`: no memory cache (every call reaches the tiers).
+    cache: Option<MemoryCache>,
     inflight: Mutex<HashMap<GoodsId, Batch>>,
     write_backs_pending: AtomicUsize,
     write_backs_idle: Notify,
@@ -134,17 +144,27 @@ struct Inner {
 impl TieredReader {
     /// A chain over `tiers`, asked in order.
     pub fn new(tiers: Vec<Tier>, cache: Live<CacheSettings>) -> Result<TieredReader, ChainError> {
+        TieredReader::build(tiers, Some(cache))
+    }
+
+    /// A chain over `tiers` without a memory cache: no fresh hits, no
+    /// negative caching, no stale answers; coalescing and write-back stay.
+    pub fn uncached(tiers: Vec<Tier>) -> Result<TieredReader, ChainError> {
+        TieredReader::build(tiers, None)
+    }
+
+    fn build(tiers: Vec<Tier>, cache: Option<Live<CacheSettings>>) -> Result<TieredReader, ChainError> {
         if tiers.is_empty() {
             return Err(ChainError::NoTiers);
         }
         let mut seen = HashSet::new();
-        if let Some(dup) = tiers.iter().find(|t| !seen.insert(t.name.clone())) {
-            return Err(ChainError::DuplicateTier(dup.name.to_string()));
+        if let Some(dup) = tiers.iter().find(|t| !seen.insert(t.id)) {
+            return Err(ChainError::DuplicateTier(dup.id));
         }
         Ok(TieredReader {
             inner: Arc::new(Inner {
                 tiers,
-                cache: MemoryCache::new(cache),
+                cache: cache.map(MemoryCache::new),
                 inflight: Mutex::new(HashMap::new()),
                 write_backs_pending: AtomicUsize::new(0),
                 write_backs_idle: Notify::new(),
@@ -153,50 +173,49 @@ impl TieredReader {
     }
 
     /// The chain as configuration lists it (`tiers = ["redis", "hbase"]`),
-    /// picked by name from the tiers the server built.
-    pub fn from_names(
-        names: &[impl AsRef<str>],
+    /// picked from the tiers the server built.
+    pub fn from_ids(
+        ids: &[TierId],
         available: impl IntoIterator<Item = Tier>,
         cache: Live<CacheSettings>,
     ) -> Result<TieredReader, ChainError> {
-        let mut available: HashMap<Arc<str>, Tier> = available.into_iter().map(|t| (t.name.clone(), t)).collect();
-        let mut tiers = Vec::with_capacity(names.len());
-        for name in names {
-            let name = name.as_ref();
-            match available.remove(name) {
+        let mut available: HashMap<TierId, Tier> = available.into_iter().map(|t| (t.id, t)).collect();
+        let mut tiers = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match available.remove(&id) {
                 Some(tier) => tiers.push(tier),
-                None if tiers.iter().any(|t: &Tier| &*t.name == name) => {
-                    return Err(ChainError::DuplicateTier(name.to_owned()));
-                }
-                None => return Err(ChainError::UnknownTier(name.to_owned())),
+                None if tiers.iter().any(|t: &Tier| t.id == id) => return Err(ChainError::DuplicateTier(id)),
+                None => return Err(ChainError::UnknownTier(id)),
             }
         }
         TieredReader::new(tiers, cache)
     }
 
-    pub fn tiers(&self) -> impl Iterator<Item = &str> {
-        self.inner.tiers.iter().map(|t| &*t.name)
+    pub fn tiers(&self) -> impl Iterator<Item = TierId> + '_ {
+        self.inner.tiers.iter().map(|t| t.id)
     }
 
-    /// The live cache settings; `store` a new value to change lifetimes.
-    pub fn cache_settings(&self) -> &Live<CacheSettings> {
-        self.inner.cache.settings()
+    /// The live cache settings (`None` without a cache); `store` a new
+    /// value to change lifetimes.
+    pub fn cache_settings(&self) -> Option<&Live<CacheSettings>> {
+        self.inner.cache.as_ref().map(MemoryCache::settings)
     }
 
     /// Entries in the memory cache (approximate: moka updates it lazily).
     pub fn cache_entries(&self) -> u64 {
-        self.inner.cache.entry_count()
+        self.inner.cache.as_ref().map_or(0, MemoryCache::entry_count)
     }
 
     /// Estimated bytes held by the memory cache (approximate, as above).
     pub fn cache_bytes(&self) -> u64 {
-        self.inner.cache.weighted_size()
+        self.inner.cache.as_ref().map_or(0, MemoryCache::weighted_size)
     }
 
     /// Drops cached answers, e.g. after an operator repaired records.
     pub async fn invalidate(&self, ids: &[GoodsId]) {
+        let Some(cache) = &self.inner.cache else { return };
         for &id in ids {
-            self.inner.cache.invalidate(id).await;
+            cache.invalidate(id).await;
         }
     }
 
@@ -217,7 +236,17 @@ impl TieredReader {
     /// tombstones come back as `record: None`. Fails only when some id could
     /// be answered neither by a tier nor, stale, by memory.
     pub async fn get_many(&self, ids: &[GoodsId]) -> Result<Vec<Lookup>, StoreError> {
-        let mut lookups = self.get_many_raw(ids).await?;
+        self.get_many_within(ids, None).await
+    }
+
+    /// As [`TieredReader::get_many`], for a caller who stops waiting at
+    /// `deadline` (see the module doc).
+    pub async fn get_many_within(
+        &self,
+        ids: &[GoodsId],
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<Lookup>, StoreError> {
+        let mut lookups = self.get_many_raw(ids, deadline).await?;
         for l in &mut lookups {
             if l.record.as_ref().is_some_and(|r| r.is_tombstone()) {
                 l.record = None;
@@ -227,7 +256,7 @@ impl TieredReader {
     }
 
     /// As [`TieredReader::get_many`], with tombstones left in `record`.
-    async fn get_many_raw(&self, ids: &[GoodsId]) -> Result<Vec<Lookup>, StoreError> {
+    async fn get_many_raw(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Lookup>, StoreError> {
         let ids = distinct(ids);
         let inner = &self.inner;
         let now = Instant::now();
@@ -235,7 +264,11 @@ impl TieredReader {
         let mut stale = HashMap::new();
         let mut missing = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
-            match inner.cache.get(id, now).await {
+            let cached = match &inner.cache {
+                Some(cache) => cache.get(id, now).await,
+                None => None,
+            };
+            match cached {
                 Some(entry) if entry.is_fresh(now) => {
                     answers[i] = Some(lookup(id, entry.record, Source::Memory, false));
                 }
@@ -272,7 +305,7 @@ impl TieredReader {
             }
             if !mine.is_empty() {
                 let batch_ids: Vec<GoodsId> = mine.iter().map(|&i| ids[i]).collect();
-                let batch = Arc::clone(inner).start_batch(batch_ids.clone());
+                let batch = Arc::clone(inner).start_batch(batch_ids.clone(), deadline);
                 for (&i, id) in mine.iter().zip(batch_ids) {
                     inflight.insert(id, batch.clone());
                     waits.push((i, batch.clone()));
@@ -285,14 +318,14 @@ impl TieredReader {
             let result = match done.iter().find(|(b, _)| b.ptr_eq(&batch)) {
                 Some((_, result)) => Arc::clone(result),
                 None => {
-                    let result = batch.clone().await;
+                    let result = wait(batch.clone(), deadline).await;
                     done.push((batch, Arc::clone(&result)));
                     result
                 }
             };
             let id = ids[i];
             answers[i] = Some(match result.get(id) {
-                Ok((record, tier)) => lookup(id, record.clone(), Source::Tier(tier.clone()), false),
+                Ok((record, tier)) => lookup(id, record.clone(), Source::Tier(*tier), false),
                 Err(error) => match stale.remove(&id).filter(|e| e.is_usable_stale(Instant::now())) {
                     Some(entry) => {
                         metrics::counter!("pricing_chain_stale_served_total").increment(1);
@@ -307,6 +340,31 @@ impl TieredReader {
         }
         Ok(answers.into_iter().flatten().collect())
     }
+}
+
+/// Waits for `batch`, at most until `deadline`: a caller out of time stops
+/// waiting (the batch goes on for the others and fills the cache). A batch
+/// that ended on an earlier caller's deadline is a timeout for a caller who
+/// still has time.
+async fn wait(batch: Batch, deadline: Option<Deadline>) -> Arc<BatchResult> {
+    let result = match deadline {
+        None => batch.await,
+        Some(deadline) => match tokio::time::timeout_at(deadline.instant(), batch).await {
+            Ok(result) => result,
+            Err(_) => {
+                let error = StoreError::deadline("chain");
+                return Arc::new(BatchResult { resolved: HashMap::new(), error: Some(error) });
+            }
+        },
+    };
+    let ended_on_another_deadline = result.error.as_ref().is_some_and(|e| e.kind == StoreErrorKind::DeadlineExceeded)
+        && !deadline.is_some_and(|d| d.is_expired());
+    if !ended_on_another_deadline {
+        return result;
+    }
+    let mut error = result.error.clone().unwrap_or_else(|| StoreError::deadline("chain"));
+    error.kind = StoreErrorKind::Timeout;
+    Arc::new(BatchResult { resolved: result.resolved.clone(), error: Some(error) })
 }
 
 /// `ids` without repeats, in first-occurrence order. Batches are small (at
@@ -340,10 +398,10 @@ impl Drop for InflightGuard {
 }
 
 impl Inner {
-    fn start_batch(self: Arc<Inner>, ids: Vec<GoodsId>) -> Batch {
+    fn start_batch(self: Arc<Inner>, ids: Vec<GoodsId>, deadline: Option<Deadline>) -> Batch {
         let task = tokio::spawn(async move {
             let guard = InflightGuard { inner: Arc::clone(&self), ids };
-            let result = self.resolve(&guard.ids).await;
+            let result = self.resolve(&guard.ids, deadline).await;
             drop(guard); // after the cache holds the answers
             Arc::new(result)
         });
@@ -359,7 +417,7 @@ impl Inner {
         .shared()
     }
 
-    async fn resolve(self: &Arc<Inner>, ids: &[GoodsId]) -> BatchResult {
+    async fn resolve(self: &Arc<Inner>, ids: &[GoodsId], deadline: Option<Deadline>) -> BatchResult {
         let mut remaining: Vec<GoodsId> = ids.to_vec();
         let mut resolved = HashMap::with_capacity(ids.len());
         let mut last_error = None;
@@ -370,13 +428,18 @@ impl Inner {
             if remaining.is_empty() {
                 break;
             }
-            let records = match tier.store.fetch(&remaining).await {
+            if deadline.is_some_and(|d| d.is_expired()) {
+                // The caller is gone: no further tier is asked for it.
+                last_error = Some(StoreError::deadline(tier.id.as_str()));
+                break;
+            }
+            let records = match tier.store.fetch_within(&remaining, deadline).await {
                 Ok(records) => records,
                 Err(error) => {
-                    metrics::counter!("pricing_chain_tier_errors_total", "tier" => tier.name.to_string(), "kind" => format!("{:?}", error.kind))
+                    metrics::counter!("pricing_chain_tier_errors_total", "tier" => tier.id.as_str(), "kind" => format!("{:?}", error.kind))
                         .increment(1);
                     crate::throttled!(
-                        |suppressed| tracing::warn!(tier = %tier.name, ids = remaining.len(), %error, suppressed, "tier failed, asking the next one")
+                        |suppressed| tracing::warn!(tier = %tier.id, ids = remaining.len(), %error, suppressed, "tier failed, asking the next one")
                     );
                     last_error = Some(error);
                     failed[t] = true;
@@ -386,9 +449,8 @@ impl Inner {
             last_error = None;
             let wanted: HashSet<GoodsId> = remaining.iter().copied().collect();
             let records: Vec<SharedRecord> = records.into_iter().filter(|r| wanted.contains(&r.goods_id)).collect();
-            metrics::counter!("pricing_chain_hits_total", "tier" => tier.name.to_string())
-                .increment(records.len() as u64);
-            metrics::counter!("pricing_chain_misses_total", "tier" => tier.name.to_string())
+            metrics::counter!("pricing_chain_hits_total", "tier" => tier.id.as_str()).increment(records.len() as u64);
+            metrics::counter!("pricing_chain_misses_total", "tier" => tier.id.as_str())
                 .increment((remaining.len() - records.len()) as u64);
             if t > 0 && !records.is_empty() {
                 self.write_back(
@@ -397,16 +459,20 @@ impl Inner {
                 );
             }
             for record in records {
-                self.cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.name.clone()).await;
-                resolved.insert(record.goods_id, (Some(record), tier.name.clone()));
+                if let Some(cache) = &self.cache {
+                    cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.id).await;
+                }
+                resolved.insert(record.goods_id, (Some(record), tier.id));
             }
             remaining.retain(|id| !resolved.contains_key(id));
         }
-        if last_error.is_none() && !remaining.is_empty() {
-            let last = self.tiers.last().map(|t| t.name.clone()).unwrap_or_else(|| "none".into());
+        // A chain has at least one tier (`TieredReader::new` refuses none).
+        if let (None, false, Some(last)) = (&last_error, remaining.is_empty(), self.tiers.last()) {
             for id in remaining {
-                self.cache.insert(id, None, last.clone()).await;
-                resolved.insert(id, (None, last.clone()));
+                if let Some(cache) = &self.cache {
+                    cache.insert(id, None, last.id).await;
+                }
+                resolved.insert(id, (None, last.id));
             }
         }
         BatchResult { resolved, error: last_error }
@@ -418,7 +484,7 @@ impl Inner {
         for tier in earlier {
             let Some(writer) = tier.write_back.clone() else { continue };
             let records = records.to_vec();
-            let name = tier.name.clone();
+            let name = tier.id;
             let inner = Arc::clone(self);
             inner.write_backs_pending.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
@@ -434,7 +500,7 @@ impl Inner {
                         "error"
                     }
                 };
-                metrics::counter!("pricing_chain_write_back_total", "tier" => name.to_string(), "result" => result)
+                metrics::counter!("pricing_chain_write_back_total", "tier" => name.as_str(), "result" => result)
                     .increment(records.len() as u64);
                 if inner.write_backs_pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                     inner.write_backs_idle.notify_waiters();
@@ -453,7 +519,11 @@ impl RecordStore for TieredReader {
     }
 
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
-        Ok(self.get_many_raw(ids).await?.into_iter().filter_map(|l| l.record).collect())
+        self.fetch_within(ids, None).await
+    }
+
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        Ok(self.get_many_raw(ids, deadline).await?.into_iter().filter_map(|l| l.record).collect())
     }
 }
 
@@ -486,7 +556,8 @@ mod tests {
     fn chain(redis: Vec<SharedRecord>, hbase: Vec<SharedRecord>) -> (TieredReader, Arc<FaultyStore>, Arc<FaultyStore>) {
         let r = FaultyStore::named("redis", redis);
         let h = FaultyStore::named("hbase", hbase);
-        let tiers = vec![Tier::new(r.clone()).with_write_back(r.clone()), Tier::new(h.clone())];
+        let tiers =
+            vec![Tier::new(TierId::Redis, r.clone()).with_write_back(r.clone()), Tier::new(TierId::Hbase, h.clone())];
         (TieredReader::new(tiers, live(settings())).unwrap(), r, h)
     }
 
@@ -524,14 +595,8 @@ mod tests {
         let (reader, r, h) = chain(vec![rec(1, 1)], vec![rec(2, 1)]);
         let got = reader.get_many(&[1, 2, 1]).await.unwrap();
         assert_eq!(got.len(), 2, "duplicates answered once");
-        assert_eq!(
-            (got[0].goods_id, got[0].source.clone(), found(&got[0])),
-            (1, Source::Tier("redis".into()), Some(1))
-        );
-        assert_eq!(
-            (got[1].goods_id, got[1].source.clone(), found(&got[1])),
-            (2, Source::Tier("hbase".into()), Some(1))
-        );
+        assert_eq!((got[0].goods_id, got[0].source.clone(), found(&got[0])), (1, Source::Tier(TierId::Redis), Some(1)));
+        assert_eq!((got[1].goods_id, got[1].source.clone(), found(&got[1])), (2, Source::Tier(TierId::Hbase), Some(1)));
         assert_eq!(r.batches(), vec![vec![1, 2]], "one fetch for the batch at tier 1");
         assert_eq!(h.batches(), vec![vec![2]], "tier 2 only gets what tier 1 lacked");
 
@@ -562,7 +627,7 @@ mod tests {
     async fn not_found_is_cached_briefly() {
         let (reader, r, h) = chain(vec![], vec![]);
         let got = reader.get_many(&[9_001]).await.unwrap();
-        assert_eq!((got[0].record.is_none(), got[0].source.clone()), (true, Source::Tier("hbase".into())));
+        assert_eq!((got[0].record.is_none(), got[0].source.clone()), (true, Source::Tier(TierId::Hbase)));
         let got = reader.get_many(&[9_001]).await.unwrap();
         assert_eq!((got[0].record.is_none(), got[0].source.clone()), (true, Source::Memory));
         assert_eq!((r.fetch_count(), h.fetch_count()), (1, 1), "the second call reached no store");
@@ -622,7 +687,7 @@ mod tests {
         let (reader, r, h) = chain(vec![Arc::new(GoodsRecord::tombstone(5, 9))], vec![rec(5, 3)]);
         let got = reader.get_many(&[5]).await.unwrap();
         assert!(got[0].record.is_none());
-        assert_eq!(got[0].source, Source::Tier("redis".into()));
+        assert_eq!(got[0].source, Source::Tier(TierId::Redis));
         assert_eq!((r.fetch_count(), h.fetch_count()), (1, 0), "hbase's older live copy is never asked");
         let got = reader.get_many(&[5]).await.unwrap();
         assert!(got[0].record.is_none() && got[0].source == Source::Memory);
@@ -633,7 +698,7 @@ mod tests {
         let (reader, r, h) = chain(vec![rec(1, 1)], vec![rec(1, 1), rec(2, 1)]);
         r.set_fault(Fault::Fail(StoreErrorKind::Timeout));
         let got = reader.get_many(&[1, 2, 9_001]).await.unwrap();
-        assert_eq!(got.iter().map(|l| l.source.clone()).collect::<Vec<_>>(), vec![Source::Tier("hbase".into()); 3]);
+        assert_eq!(got.iter().map(|l| l.source.clone()).collect::<Vec<_>>(), vec![Source::Tier(TierId::Hbase); 3]);
         assert_eq!(got.iter().map(found).collect::<Vec<_>>(), vec![Some(1), Some(1), None]);
         assert_eq!(h.batches(), vec![vec![1, 2, 9_001]]);
         reader.write_backs_settled().await;
@@ -669,7 +734,7 @@ mod tests {
         let a = FaultyStore::named("redis-a", vec![rec(1, 1)]);
         let b = FaultyStore::named("redis-b", vec![rec(1, 1)]);
         let pair = Arc::new(crate::DualStore::new("redis", a.clone(), b.clone(), live(crate::DualSettings::default())));
-        let reader = TieredReader::new(vec![Tier::new(pair.clone())], live(settings())).unwrap();
+        let reader = TieredReader::new(vec![Tier::new(TierId::Redis, pair.clone())], live(settings())).unwrap();
         reader.get_many(&[1]).await.unwrap();
 
         a.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
@@ -694,9 +759,53 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_callers_deadline_bounds_the_tiers_and_stale_is_served_at_it() {
+        let (reader, r, h) = chain(vec![rec(1, 1)], vec![rec(1, 1), rec(2, 1)]);
+        reader.get_many(&[1]).await.unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        r.set_fault(Fault::Delay(Duration::from_secs(10)));
+        let started = Instant::now();
+        let got = reader.get_many_within(&[1], Some(Deadline::after(Duration::from_millis(100)))).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(100), "no waiting past the caller's deadline");
+        assert_eq!((got[0].stale, found(&got[0])), (true, Some(1)), "stale within grace at the deadline");
+        assert_eq!(h.fetch_count(), 0, "the next tier is not asked for a caller out of time");
+
+        let err = reader.get_many_within(&[2], Some(Deadline::after(Duration::from_millis(100)))).await.unwrap_err();
+        assert_eq!(err.kind, StoreErrorKind::DeadlineExceeded, "nothing cached: the caller's deadline is the error");
+        assert_eq!(h.fetch_count(), 0);
+
+        // Without a deadline the slow tier is waited for (its own budget is
+        // its guard's), once the batch cut by the last deadline has left.
+        r.set_fault(Fault::None);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let got = reader.get_many(&[2]).await.unwrap();
+        assert_eq!(got[0].source, Source::Tier(TierId::Hbase));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cache_every_call_reaches_the_tiers() {
+        let r = FaultyStore::named("redis", vec![rec(1, 1)]);
+        let h = FaultyStore::named("sql", vec![rec(2, 1)]);
+        let tiers = vec![Tier::new(TierId::Redis, r.clone()), Tier::new(TierId::Sql, h.clone())];
+        let reader = TieredReader::uncached(tiers).unwrap();
+        assert!(reader.cache_settings().is_none());
+        for _ in 0..3 {
+            let got = reader.get_many(&[1, 2, 9_001]).await.unwrap();
+            assert_eq!(got.iter().map(found).collect::<Vec<_>>(), vec![Some(1), Some(1), None]);
+            assert_eq!(got[1].source, Source::Tier(TierId::Sql));
+        }
+        assert_eq!((r.fetch_count(), h.fetch_count()), (3, 3), "no fresh hits, no negative caching");
+        h.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        r.set_fault(Fault::Fail(StoreErrorKind::Unavailable));
+        assert!(reader.get_many(&[1]).await.is_err(), "nothing to serve stale");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn cache_settings_are_live() {
         let (reader, r, _h) = chain(vec![rec(1, 1)], vec![]);
-        reader.cache_settings().store(Arc::new(CacheSettings { ttl: Duration::from_secs(60), ..settings() }));
+        reader.cache_settings().unwrap().store(Arc::new(CacheSettings { ttl: Duration::from_secs(60), ..settings() }));
         reader.get_many(&[1]).await.unwrap();
         tokio::time::advance(Duration::from_secs(30)).await;
         reader.get_many(&[1]).await.unwrap();
@@ -707,17 +816,20 @@ mod tests {
     }
 
     #[test]
-    fn built_from_the_configured_names() {
-        let sql = Tier::new(FaultyStore::named("sql", []));
-        let redis = Tier::new(FaultyStore::named("redis", []));
+    fn built_from_the_configured_ids() {
+        let sql = Tier::new(TierId::Sql, FaultyStore::named("sql", []));
+        let redis = Tier::new(TierId::Redis, FaultyStore::named("redis", []));
         let reader =
-            TieredReader::from_names(&["redis", "sql"], [sql.clone(), redis.clone()], live(settings())).unwrap();
-        assert_eq!(reader.tiers().collect::<Vec<_>>(), vec!["redis", "sql"]);
-        let err = TieredReader::from_names(&["redis", "hbase"], [sql.clone(), redis.clone()], live(settings()));
-        assert_eq!(err.err(), Some(ChainError::UnknownTier("hbase".into())));
-        let err = TieredReader::from_names(&["sql", "sql"], [sql, redis], live(settings()));
-        assert_eq!(err.err(), Some(ChainError::DuplicateTier("sql".into())));
-        let none: [&str; 0] = [];
-        assert_eq!(TieredReader::from_names(&none, [], live(settings())).err(), Some(ChainError::NoTiers));
+            TieredReader::from_ids(&[TierId::Redis, TierId::Sql], [sql.clone(), redis.clone()], live(settings()))
+                .unwrap();
+        assert_eq!(reader.tiers().collect::<Vec<_>>(), vec![TierId::Redis, TierId::Sql]);
+        let err =
+            TieredReader::from_ids(&[TierId::Redis, TierId::Hbase], [sql.clone(), redis.clone()], live(settings()));
+        assert_eq!(err.err(), Some(ChainError::UnknownTier(TierId::Hbase)));
+        let err = TieredReader::from_ids(&[TierId::Sql, TierId::Sql], [sql.clone(), redis], live(settings()));
+        assert_eq!(err.err(), Some(ChainError::DuplicateTier(TierId::Sql)));
+        let err = TieredReader::new(vec![sql.clone(), sql], live(settings()));
+        assert_eq!(err.err(), Some(ChainError::DuplicateTier(TierId::Sql)));
+        assert_eq!(TieredReader::from_ids(&[], [], live(settings())).err(), Some(ChainError::NoTiers));
     }
 }

@@ -12,6 +12,15 @@
 //! holding stale data), and quietly reading it anyway would undo the switch.
 //! When both fail the call fails with one [`StoreError`] naming both.
 //!
+//! The caller's deadline ([`DualStore::fetch_from_within`], or
+//! [`RecordStore::fetch_within`]) cuts every cluster's budget: a cluster
+//! that may still fail over is given at most half of what the deadline
+//! leaves, so that the other cluster can still answer in time; the last
+//! cluster asked gets the rest. Once the deadline has passed the pair stops
+//! (no failover: the caller is gone) and fails with
+//! [`StoreErrorKind::DeadlineExceeded`]. A call cut by the caller's deadline
+//! is not held against the cluster's breaker.
+//!
 //! The pair never fails closed (issue 12: one cluster lost, the survivor
 //! slowed by double load, its breaker opened on slow calls, and every call
 //! failed). Two rules, in the manner of Envoy's panic threshold:
@@ -27,12 +36,17 @@
 //! live [`WriteMode`] says so; the report says per cluster what happened so
 //! that the projector can queue what failed. Retries are the projector's.
 //!
+//! Every call at one cluster, read or write, goes through that cluster's
+//! [`StoreGuard`] (crate::guard): its timeout, its breaker (reads), its metrics.
+//!
 //! Settings are read from a [`Live`] snapshot on every call, so the control
 //! config flips a mode, a timeout or breaker settings without a restart.
 //! Metrics (labels `pair`, `cluster` = the cluster store's name):
-//! `pricing_dual_requests_total`, `pricing_dual_errors_total{kind}`,
+//! `pricing_dual_requests_total`, `pricing_dual_errors_total{kind}` (kind:
+//! timeout, unavailable, protocol, deadline, breaker_open, cancelled),
 //! `pricing_dual_latency_seconds`, `pricing_dual_failover_total{pair, from, to}`,
-//! `pricing_dual_write_errors_total`, `pricing_dual_panic_total{pair}`, and
+//! `pricing_dual_write_requests_total`, `pricing_dual_write_errors_total{kind}`,
+//! `pricing_dual_write_latency_seconds`, `pricing_dual_panic_total{pair}`, and
 //! each cluster's `pricing_breaker_state{name}`. Failovers and failures are
 //! logged at most once per [`crate::LogThrottle::DEFAULT_INTERVAL`] per kind, each
 //! line with the count held back since the last; breaker state changes are
@@ -44,12 +58,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pricing_record::GoodsId;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
-use crate::breaker::{Breaker, BreakerSettings, BreakerState, Outcome};
-use crate::observe::kind_label;
+use crate::breaker::{Breaker, BreakerSettings, BreakerState};
+use crate::guard::{Admission, GuardError, Limits, Meter, StoreGuard};
 use crate::settings::{Live, SettingsError, millis, percent, positive};
-use crate::{RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind, WriteReport};
+use crate::{Deadline, RecordStore, RecordWriter, SharedRecord, StoreError, StoreErrorKind, WriteReport};
 
 /// One side of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -233,7 +246,7 @@ pub struct Served {
 
 struct Side {
     store: Arc<dyn RecordStore>,
-    breaker: Breaker,
+    guard: StoreGuard,
 }
 
 /// Reads a pair of clusters as one [`RecordStore`] named after the pair.
@@ -252,14 +265,16 @@ impl DualStore {
         b: Arc<dyn RecordStore>,
         settings: Live<DualSettings>,
     ) -> DualStore {
+        let pair: String = pair.into();
         let current = settings.load();
         let side = |store: Arc<dyn RecordStore>, c: Cluster| Side {
-            breaker: Breaker::new(store.name().to_owned(), current.cluster(c).breaker.clone()),
+            guard: StoreGuard::new(store.name(), Meter::PairRead { pair: Arc::from(pair.as_str()) })
+                .with_breaker(current.cluster(c).breaker.clone()),
             store,
         };
         let sides = [side(a, Cluster::A), side(b, Cluster::B)];
         drop(current);
-        DualStore { pair: pair.into(), sides, settings }
+        DualStore { pair, sides, settings }
     }
 
     /// The live settings; `store` a new value to switch.
@@ -268,7 +283,9 @@ impl DualStore {
     }
 
     pub fn breaker(&self, cluster: Cluster) -> &Breaker {
-        &self.sides[cluster.index()].breaker
+        let guard = &self.sides[cluster.index()].guard;
+        // Cannot fail: `new` builds every side's guard with a breaker.
+        guard.breaker().expect("every side's guard is built with a breaker (DualStore::new)")
     }
 
     pub fn store(&self, cluster: Cluster) -> &Arc<dyn RecordStore> {
@@ -278,6 +295,12 @@ impl DualStore {
     /// Fetches from the cluster the mode picks, failing over when allowed;
     /// with every allowed cluster's breaker open, tries them anyway (panic).
     pub async fn fetch_from(&self, ids: &[GoodsId]) -> Result<Served, StoreError> {
+        self.fetch_from_within(ids, None).await
+    }
+
+    /// As [`DualStore::fetch_from`], for a caller who stops waiting at
+    /// `deadline` (see the module doc).
+    pub async fn fetch_from_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Served, StoreError> {
         // A full Arc (not a guard) because it is held across awaits.
         let settings = self.settings.load_full();
         let (first, may_fail_over) = settings.pick();
@@ -286,14 +309,21 @@ impl DualStore {
         }
         let second = first.other();
         let first_attempt = if !may_fail_over || self.is_open(second) { Attempt::Alone } else { Attempt::Guarded };
-        let first_error = match self.fetch_at(first, ids, &settings, first_attempt).await {
+        // Time for the other cluster is kept only when it may be asked.
+        let keep = may_fail_over && first_attempt == Attempt::Guarded;
+        let ask = |cluster, attempt, keep| Ask { ids, settings: &settings, deadline, cluster, attempt, keep };
+        let first_error = match self.fetch_at(ask(first, first_attempt, keep)).await {
             Ok(records) => return Ok(Served { records, cluster: first, failed_over: false }),
             Err(e) => e,
         };
+        if first_error.error.kind == StoreErrorKind::DeadlineExceeded {
+            // The caller is gone: asking the other cluster helps nobody.
+            return Err(self.pair_error(StoreErrorKind::DeadlineExceeded, &first_error.error));
+        }
         if !may_fail_over {
             if first_error.refused {
                 // The only cluster allowed is refused by its breaker: try it anyway.
-                return self.panic(&[first], ids, &settings).await.map_err(|e| self.pair_error(e.kind, &e));
+                return self.panic(&[first], ids, &settings, deadline).await.map_err(|e| self.pair_error(e.kind, &e));
             }
             return Err(self.pair_error(first_error.error.kind, &first_error.error));
         }
@@ -304,15 +334,20 @@ impl DualStore {
             tracing::warn!(pair = %self.pair, from, to, error = %first_error.error, suppressed, "dual store fails over");
         });
         let second_attempt = if self.is_open(first) { Attempt::Alone } else { Attempt::Guarded };
-        let second_error = match self.fetch_at(second, ids, &settings, second_attempt).await {
+        // The last cluster asked gets what is left (a refusal takes no time,
+        // so the panic below still has it).
+        let second_error = match self.fetch_at(ask(second, second_attempt, false)).await {
             Ok(records) => return Ok(Served { records, cluster: second, failed_over: true }),
             Err(e) => e,
         };
         if first_error.refused && second_error.refused {
-            return self.panic(&[first, second], ids, &settings).await.map_err(|e| self.pair_error(e.kind, &e));
+            return self
+                .panic(&[first, second], ids, &settings, deadline)
+                .await
+                .map_err(|e| self.pair_error(e.kind, &e));
         }
         let (first_error, second_error) = (first_error.error, second_error.error);
-        let kind = if first_error.kind == second_error.kind { first_error.kind } else { StoreErrorKind::Unavailable };
+        let kind = combined_kind(first_error.kind, second_error.kind);
         crate::throttled!(|suppressed| {
             tracing::error!(pair = %self.pair, first = %first_error, second = %second_error, suppressed, "both clusters failed");
         });
@@ -324,7 +359,7 @@ impl DualStore {
     }
 
     fn is_open(&self, cluster: Cluster) -> bool {
-        self.sides[cluster.index()].breaker.state() == BreakerState::Open
+        self.breaker(cluster).state() == BreakerState::Open
     }
 
     /// Every allowed cluster's breaker refused the call: ask them in order
@@ -334,6 +369,7 @@ impl DualStore {
         clusters: &[Cluster],
         ids: &[GoodsId],
         settings: &DualSettings,
+        deadline: Option<Deadline>,
     ) -> Result<Served, StoreError> {
         metrics::counter!("pricing_dual_panic_total", "pair" => self.pair.clone()).increment(1);
         crate::throttled!(|suppressed| {
@@ -341,66 +377,57 @@ impl DualStore {
         });
         let mut last = None;
         for (i, cluster) in clusters.iter().enumerate() {
-            match self.fetch_at(*cluster, ids, settings, Attempt::Panic).await {
+            let keep = i + 1 < clusters.len();
+            let ask = Ask { ids, settings, deadline, cluster: *cluster, attempt: Attempt::Panic, keep };
+            match self.fetch_at(ask).await {
                 Ok(records) => return Ok(Served { records, cluster: *cluster, failed_over: i > 0 }),
+                Err(e) if e.error.kind == StoreErrorKind::DeadlineExceeded => return Err(e.error),
                 Err(e) => last = Some(e.error),
             }
         }
         Err(last.unwrap_or_else(|| StoreError::unavailable(self.pair.clone(), "no cluster to read")))
     }
 
-    async fn fetch_at(
-        &self,
-        cluster: Cluster,
-        ids: &[GoodsId],
-        settings: &DualSettings,
-        attempt: Attempt,
-    ) -> Result<Vec<SharedRecord>, SideError> {
-        let side = &self.sides[cluster.index()];
-        let limits = settings.cluster(cluster);
-        let name = side.store.name();
-        side.breaker.ensure_settings(&limits.breaker);
-        metrics::counter!("pricing_dual_requests_total", "pair" => self.pair.clone(), "cluster" => name.to_owned())
-            .increment(1);
-        let permit = match attempt {
-            Attempt::Panic => None,
-            Attempt::Guarded | Attempt::Alone => match side.breaker.try_acquire() {
-                Ok(permit) => Some(permit),
-                Err(open) => {
-                    count_error(&self.pair, name, "breaker_open");
-                    return Err(SideError { error: StoreError::unavailable(name, open), refused: true });
-                }
-            },
-        };
-        let budget = match attempt {
-            Attempt::Guarded => limits.timeout,
-            Attempt::Alone | Attempt::Panic => limits.timeout.max(settings.alone_timeout),
-        };
-        let started = Instant::now();
-        let result = match tokio::time::timeout(budget, side.store.fetch(ids)).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::timeout(name)),
-        };
-        let latency = started.elapsed();
-        metrics::histogram!("pricing_dual_latency_seconds", "pair" => self.pair.clone(), "cluster" => name.to_owned())
-            .record(latency.as_secs_f64());
-        // Standing alone, slowness is not held against a cluster: only failures are.
-        let counted_latency = if attempt == Attempt::Guarded { latency } else { Duration::ZERO };
-        match &result {
-            Ok(_) => {
-                if let Some(permit) = permit {
-                    permit.record(Outcome::Success, counted_latency);
-                }
-            }
-            Err(e) => {
-                if let Some(permit) = permit {
-                    permit.record(Outcome::Failure, counted_latency);
-                }
-                count_error(&self.pair, name, kind_label(e.kind));
-            }
+    /// One cluster's read through its guard: the budget of the attempt, its
+    /// breaker's admission, the caller's deadline.
+    async fn fetch_at(&self, ask: Ask<'_>) -> Result<Vec<SharedRecord>, GuardError> {
+        let side = &self.sides[ask.cluster.index()];
+        let limits = ask.settings.cluster(ask.cluster);
+        if let Some(breaker) = side.guard.breaker() {
+            breaker.ensure_settings(&limits.breaker);
         }
-        result.map_err(|error| SideError { error, refused: false })
+        let (timeout, admission) = match ask.attempt {
+            Attempt::Guarded => (limits.timeout, Admission::Counted),
+            // Standing alone, slowness is not held against a cluster: only failures are.
+            Attempt::Alone => (limits.timeout.max(ask.settings.alone_timeout), Admission::FailuresOnly),
+            Attempt::Panic => (limits.timeout.max(ask.settings.alone_timeout), Admission::Bypass),
+        };
+        let limits = Limits { timeout: Some(timeout), deadline: ask.deadline, admission, leave_for_failover: ask.keep };
+        side.guard.call("fetch", limits, side.store.fetch(ask.ids)).await
     }
+}
+
+/// The kind of a failure of both clusters: the caller's deadline when it
+/// ended either attempt, the common kind, else unavailable.
+fn combined_kind(first: StoreErrorKind, second: StoreErrorKind) -> StoreErrorKind {
+    if first == StoreErrorKind::DeadlineExceeded || second == StoreErrorKind::DeadlineExceeded {
+        StoreErrorKind::DeadlineExceeded
+    } else if first == second {
+        first
+    } else {
+        StoreErrorKind::Unavailable
+    }
+}
+
+/// One cluster's part of a read.
+struct Ask<'a> {
+    ids: &'a [GoodsId],
+    settings: &'a DualSettings,
+    deadline: Option<Deadline>,
+    cluster: Cluster,
+    attempt: Attempt,
+    /// Keep half of what the deadline leaves for a cluster asked after this one.
+    keep: bool,
 }
 
 /// How one cluster is asked within a read.
@@ -414,18 +441,6 @@ enum Attempt {
     Panic,
 }
 
-/// A cluster's failure within a read, and whether its breaker refused the
-/// call (nothing was sent) or the store failed.
-struct SideError {
-    error: StoreError,
-    refused: bool,
-}
-
-fn count_error(pair: &str, cluster: &str, kind: &'static str) {
-    metrics::counter!("pricing_dual_errors_total", "pair" => pair.to_owned(), "cluster" => cluster.to_owned(), "kind" => kind)
-        .increment(1);
-}
-
 #[async_trait]
 impl RecordStore for DualStore {
     fn name(&self) -> &str {
@@ -434,6 +449,10 @@ impl RecordStore for DualStore {
 
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
         self.fetch_from(ids).await.map(|served| served.records)
+    }
+
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        self.fetch_from_within(ids, deadline).await.map(|served| served.records)
     }
 }
 
@@ -480,7 +499,7 @@ impl<T> DualWriteReport<T> {
 /// Writes a pair of clusters.
 pub struct DualWriter {
     pair: String,
-    sides: [Arc<dyn RecordWriter>; 2],
+    sides: [(Arc<dyn RecordWriter>, StoreGuard); 2],
     settings: Live<DualSettings>,
 }
 
@@ -491,15 +510,21 @@ impl DualWriter {
         b: Arc<dyn RecordWriter>,
         settings: Live<DualSettings>,
     ) -> DualWriter {
-        DualWriter { pair: pair.into(), sides: [a, b], settings }
+        let pair: String = pair.into();
+        let side = |writer: Arc<dyn RecordWriter>| {
+            let guard = StoreGuard::new(writer.name(), Meter::PairWrite { pair: Arc::from(pair.as_str()) });
+            (writer, guard)
+        };
+        let sides = [side(a), side(b)];
+        DualWriter { pair, sides, settings }
     }
 
     /// Versioned put to every cluster the write mode names, concurrently.
     pub async fn put_each(&self, records: &[SharedRecord]) -> DualWriteReport<WriteReport> {
         let settings = self.settings.load_full();
         let (a, b) = futures::join!(
-            self.write_at(Cluster::A, &settings, |w| async move { w.put(records).await }),
-            self.write_at(Cluster::B, &settings, |w| async move { w.put(records).await }),
+            self.write_at(Cluster::A, &settings, "put", |w| async move { w.put(records).await }),
+            self.write_at(Cluster::B, &settings, "put", |w| async move { w.put(records).await }),
         );
         DualWriteReport { a, b }
     }
@@ -508,13 +533,21 @@ impl DualWriter {
     pub async fn remove_each(&self, ids: &[GoodsId]) -> DualWriteReport<()> {
         let settings = self.settings.load_full();
         let (a, b) = futures::join!(
-            self.write_at(Cluster::A, &settings, |w| async move { w.remove(ids).await }),
-            self.write_at(Cluster::B, &settings, |w| async move { w.remove(ids).await }),
+            self.write_at(Cluster::A, &settings, "remove", |w| async move { w.remove(ids).await }),
+            self.write_at(Cluster::B, &settings, "remove", |w| async move { w.remove(ids).await }),
         );
         DualWriteReport { a, b }
     }
 
-    async fn write_at<'a, T, F, Fut>(&'a self, cluster: Cluster, settings: &DualSettings, op: F) -> SideWrite<T>
+    /// One cluster's write through its guard, within its write timeout (the
+    /// guard counts and logs a failure).
+    async fn write_at<'a, T, F, Fut>(
+        &'a self,
+        cluster: Cluster,
+        settings: &DualSettings,
+        op_name: &'static str,
+        op: F,
+    ) -> SideWrite<T>
     where
         F: FnOnce(&'a dyn RecordWriter) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -522,22 +555,11 @@ impl DualWriter {
         if !settings.write.writes(cluster) {
             return SideWrite::Skipped;
         }
-        let writer = &*self.sides[cluster.index()];
-        let name = writer.name();
-        let result = match tokio::time::timeout(settings.cluster(cluster).write_timeout, op(writer)).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::timeout(name)),
-        };
-        match result {
+        let (writer, guard) = &self.sides[cluster.index()];
+        let limits = Limits::timeout(settings.cluster(cluster).write_timeout);
+        match guard.call(op_name, limits, op(&**writer)).await {
             Ok(v) => SideWrite::Done(v),
-            Err(e) => {
-                metrics::counter!("pricing_dual_write_errors_total", "pair" => self.pair.clone(), "cluster" => name.to_owned())
-                    .increment(1);
-                crate::throttled!(|suppressed| {
-                    tracing::warn!(pair = %self.pair, cluster = name, error = %e, suppressed, "dual write failed at one cluster");
-                });
-                SideWrite::Failed(e)
-            }
+            Err(e) => SideWrite::Failed(e.error),
         }
     }
 
@@ -586,6 +608,7 @@ mod tests {
     use crate::conformance::{self, fixture};
     use crate::fault::{Fault, FaultyStore};
     use crate::settings::live;
+    use tokio::time::Instant;
 
     fn pair(settings: DualSettings) -> (DualStore, Arc<FaultyStore>, Arc<FaultyStore>) {
         let a = FaultyStore::named("redis-a", fixture());
@@ -800,6 +823,54 @@ mod tests {
             (Cluster::A, true),
             "B at 150 ms is too slow when A can answer"
         );
+    }
+
+    /// Every budget 2 s: only the caller's deadline can cut a call short.
+    fn slow_budgets(read: ReadMode) -> DualSettings {
+        let cluster = ClusterSettings { timeout: Duration::from_secs(2), ..ClusterSettings::default() };
+        DualSettings {
+            read,
+            alone_timeout: Duration::from_secs(2),
+            a: cluster.clone(),
+            b: cluster,
+            ..DualSettings::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_callers_deadline_leaves_time_for_the_other_cluster() {
+        let (store, a, b) = pair(slow_budgets(ReadMode::PreferLocal { local: Cluster::A }));
+        a.set_fault(Fault::Delay(Duration::from_secs(10)));
+        for _ in 0..30 {
+            let started = Instant::now();
+            let deadline = Deadline::after(Duration::from_millis(150));
+            let served = store.fetch_from_within(&[101], Some(deadline)).await.unwrap();
+            assert_eq!((served.cluster, served.failed_over), (Cluster::B, true));
+            assert_eq!(started.elapsed(), Duration::from_millis(75), "A got half of the 150 ms, B answered at once");
+        }
+        assert_eq!(
+            store.breaker(Cluster::A).state(),
+            BreakerState::Closed,
+            "calls cut by the caller's deadline are not held against A"
+        );
+
+        // Both frozen: the pair answers DeadlineExceeded at the deadline.
+        b.set_fault(Fault::Delay(Duration::from_secs(10)));
+        let started = Instant::now();
+        let err = store.fetch_within(&[101], Some(Deadline::after(Duration::from_millis(150)))).await.unwrap_err();
+        assert_eq!((err.store.as_str(), err.kind), ("redis", StoreErrorKind::DeadlineExceeded));
+        assert_eq!(started.elapsed(), Duration::from_millis(150));
+
+        // A forced mode has no failover to keep time for: the whole deadline.
+        store.settings().store(Arc::new(slow_budgets(ReadMode::OnlyA {})));
+        let started = Instant::now();
+        let err = store.fetch_within(&[101], Some(Deadline::after(Duration::from_millis(150)))).await.unwrap_err();
+        assert_eq!((err.kind, started.elapsed()), (StoreErrorKind::DeadlineExceeded, Duration::from_millis(150)));
+
+        // Without a deadline the clusters' own budgets apply.
+        a.set_fault(Fault::None);
+        b.set_fault(Fault::None);
+        assert_eq!(store.fetch_from_within(&[101], None).await.unwrap().cluster, Cluster::A);
     }
 
     #[tokio::test]

@@ -3,8 +3,11 @@
 //! Layout: [`RecordStore`] is the read seam every tier implements (in-memory,
 //! SQL, Redis, HBase); [`RecordWriter`] is the versioned write seam of the
 //! read stores; [`StoreError`] is the typed failure a combinator branches on;
-//! [`memory`] is the in-memory store used by tests and as the reference
-//! behaviour; [`conformance`] is the suite every implementation must pass.
+//! [`TierId`] and [`PairId`] (in [`ids`]) name a chain's tiers and the store
+//! pairs. Behind the `testsuite` feature (test support, not in production
+//! builds): `memory`, the in-memory store used by tests and as the reference
+//! behaviour; `conformance`, the suite every implementation must pass; and
+//! `fault`, a fault-injecting store.
 //! The read-path combinators compose any stores: [`breaker`] is the
 //! per-cluster circuit breaker, [`dual`] reads and writes a pair of clusters
 //! (split, forced, same-room first, failover), [`cache`] is the moka cache and
@@ -12,9 +15,12 @@
 //! stale-if-error); [`settings`] holds the live-settings plumbing they share
 //! and [`fault`] a fault-injecting store for tests; [`observe`] holds what
 //! every store call reports ([`StoreCall`]) and the log throttle hot paths
-//! share ([`LogThrottle`]); [`inspect`] is the raw-read seam ([`Inspect`]:
-//! stored bytes, the version guarding them, a walk over every goods id) that
-//! the reconciler uses.
+//! share ([`LogThrottle`]); [`guard`] is the one decorator of a store call
+//! (its timeout, its breaker, its metrics: [`StoreGuard`], and [`Guarded`],
+//! a store whose every fetch goes through one); [`deadline`] is the caller's
+//! [`Deadline`] that cuts every store call's budget; [`inspect`] is the
+//! raw-read seam ([`Inspect`]: stored bytes, the version guarding them, a
+//! walk over every goods id) that the reconciler uses.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -25,10 +31,16 @@ use pricing_record::{GoodsId, GoodsRecord};
 pub mod breaker;
 pub mod cache;
 pub mod chain;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod conformance;
+pub mod deadline;
 pub mod dual;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod fault;
+pub mod guard;
+pub mod ids;
 pub mod inspect;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod memory;
 pub mod observe;
 pub mod settings;
@@ -36,7 +48,10 @@ pub mod settings;
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
 pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
+pub use deadline::Deadline;
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
+pub use guard::{Admission, GuardError, Guarded, Limits, Meter, StoreGuard};
+pub use ids::{PairId, TierId, UnknownId};
 pub use inspect::{Inspect, RawEntry, VersionGuard, WalkCursor, WalkPage};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
@@ -56,6 +71,10 @@ pub enum StoreErrorKind {
     /// The store answered with something the client could not understand at
     /// the protocol level (not a corrupt record: that is a miss).
     Protocol,
+    /// The caller's own deadline passed before the store answered: the store
+    /// is not to blame (no breaker counts it), and asking another store is
+    /// of no use to this caller.
+    DeadlineExceeded,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -76,6 +95,10 @@ impl StoreError {
     pub fn timeout(store: impl Into<String>) -> StoreError {
         StoreError::new(store, StoreErrorKind::Timeout, "timed out")
     }
+    /// The caller's deadline passed before `store` answered.
+    pub fn deadline(store: impl Into<String>) -> StoreError {
+        StoreError::new(store, StoreErrorKind::DeadlineExceeded, "the caller's deadline passed")
+    }
 }
 
 /// Fetch goods records by id, one round trip per call.
@@ -95,6 +118,20 @@ pub trait RecordStore: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError>;
+
+    /// [`RecordStore::fetch`] for a caller who stops waiting at `deadline`:
+    /// past it the call ends with [`StoreErrorKind::DeadlineExceeded`].
+    /// Combinators (the dual store, the tier chain, [`Guarded`]) override it
+    /// to cut each inner call's own budget to what the caller has left.
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        match deadline {
+            None => self.fetch(ids).await,
+            Some(deadline) => match tokio::time::timeout_at(deadline.instant(), self.fetch(ids)).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::deadline(self.name())),
+            },
+        }
+    }
 }
 
 /// What a versioned write did to each record.
@@ -126,6 +163,9 @@ impl<T: RecordStore + ?Sized> RecordStore for Arc<T> {
     }
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
         (**self).fetch(ids).await
+    }
+    async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
+        (**self).fetch_within(ids, deadline).await
     }
 }
 

@@ -8,10 +8,18 @@
 //! back, so a failing store costs a few lines a minute, not one per call,
 //! while its metrics still count every call.
 //!
-//! Metrics (label `store` = the store's name, `op` from a fixed set):
-//! `pricing_store_requests_total{store,op}`,
-//! `pricing_store_errors_total{store,op,kind}` (kind = timeout | unavailable |
-//! protocol | cancelled), `pricing_store_latency_seconds{store,op}`.
+//! Metrics, by the family a call belongs to ([`Family`]; labels from fixed
+//! sets, `kind` = timeout | unavailable | protocol | deadline | breaker_open |
+//! cancelled):
+//! - a store client's own call (`store` = the store's name, `op` its command):
+//!   `pricing_store_requests_total{store,op}`,
+//!   `pricing_store_errors_total{store,op,kind}`,
+//!   `pricing_store_latency_seconds{store,op}`;
+//! - a read at one cluster of a pair (`pair`, `cluster` = the cluster store's
+//!   name): `pricing_dual_requests_total`, `pricing_dual_errors_total{kind}`,
+//!   `pricing_dual_latency_seconds`;
+//! - a write at one cluster of a pair: `pricing_dual_write_requests_total`,
+//!   `pricing_dual_write_errors_total{kind}`, `pricing_dual_write_latency_seconds`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -25,7 +33,64 @@ pub fn kind_label(kind: StoreErrorKind) -> &'static str {
         StoreErrorKind::Timeout => "timeout",
         StoreErrorKind::Unavailable => "unavailable",
         StoreErrorKind::Protocol => "protocol",
+        StoreErrorKind::DeadlineExceeded => "deadline",
     }
+}
+
+/// The metric names of one kind of store call.
+#[derive(Debug)]
+pub struct Family {
+    requests: &'static str,
+    errors: &'static str,
+    latency: &'static str,
+}
+
+/// A store client's own call: labels `store`, `op`.
+pub static STORE: Family = Family {
+    requests: "pricing_store_requests_total",
+    errors: "pricing_store_errors_total",
+    latency: "pricing_store_latency_seconds",
+};
+
+/// A read at one cluster of a pair: labels `pair`, `cluster`.
+pub static PAIR_READ: Family = Family {
+    requests: "pricing_dual_requests_total",
+    errors: "pricing_dual_errors_total",
+    latency: "pricing_dual_latency_seconds",
+};
+
+/// A write at one cluster of a pair: labels `pair`, `cluster`.
+pub static PAIR_WRITE: Family = Family {
+    requests: "pricing_dual_write_requests_total",
+    errors: "pricing_dual_write_errors_total",
+    latency: "pricing_dual_write_latency_seconds",
+};
+
+/// Who a call's metrics are labelled with.
+#[derive(Debug, Clone)]
+enum Labels {
+    Store { store: Arc<str>, op: &'static str },
+    Pair { pair: Arc<str>, cluster: Arc<str> },
+}
+
+impl Labels {
+    fn pairs(&self) -> [(&'static str, String); 2] {
+        match self {
+            Labels::Store { store, op } => [("store", store.to_string()), ("op", (*op).to_owned())],
+            Labels::Pair { pair, cluster } => [("pair", pair.to_string()), ("cluster", cluster.to_string())],
+        }
+    }
+
+    fn store(&self) -> &str {
+        match self {
+            Labels::Store { store, .. } => store,
+            Labels::Pair { cluster, .. } => cluster,
+        }
+    }
+}
+
+fn labels(pairs: [(&'static str, String); 2]) -> Vec<metrics::Label> {
+    pairs.into_iter().map(|(k, v)| metrics::Label::new(k, v)).collect()
 }
 
 /// One store call in flight. [`StoreCall::finish`] records its outcome;
@@ -34,39 +99,69 @@ pub fn kind_label(kind: StoreErrorKind) -> &'static str {
 /// store.
 #[must_use = "finish the call with its result"]
 pub struct StoreCall {
-    store: Arc<str>,
+    family: &'static Family,
+    labels: Labels,
     op: &'static str,
     started: Instant,
     finished: bool,
 }
 
 impl StoreCall {
-    /// Counts the request and starts its clock.
+    /// Counts the request of a store client's own call and starts its clock.
     pub fn start(store: &str, op: &'static str) -> StoreCall {
-        metrics::counter!("pricing_store_requests_total", "store" => store.to_owned(), "op" => op).increment(1);
-        StoreCall { store: Arc::from(store), op, started: Instant::now(), finished: false }
+        StoreCall::begin(&STORE, Labels::Store { store: Arc::from(store), op }, op)
+    }
+
+    /// Counts a call at `cluster` of `pair` in `family` ([`PAIR_READ`] or
+    /// [`PAIR_WRITE`]) and starts its clock.
+    pub fn start_at_cluster(family: &'static Family, pair: Arc<str>, cluster: Arc<str>, op: &'static str) -> StoreCall {
+        StoreCall::begin(family, Labels::Pair { pair, cluster }, op)
+    }
+
+    fn begin(family: &'static Family, labels: Labels, op: &'static str) -> StoreCall {
+        metrics::counter!(family.requests, self::labels(labels.pairs())).increment(1);
+        StoreCall { family, labels, op, started: Instant::now(), finished: false }
     }
 
     /// Records latency and, on error, the error's kind; returns the elapsed time.
-    pub fn finish<T>(mut self, result: &Result<T, StoreError>) -> Duration {
+    pub fn finish<T>(self, result: &Result<T, StoreError>) -> Duration {
+        match result {
+            Ok(_) => self.end(None),
+            Err(error) => self.end(Some((kind_label(error.kind), error))),
+        }
+    }
+
+    /// Records the call's latency and, on error, `kind` (a label of the
+    /// fixed set in the module doc); failures are logged at a bounded rate.
+    pub fn end(mut self, error: Option<(&'static str, &StoreError)>) -> Duration {
         self.finished = true;
-        let elapsed = self.record(result.as_ref().err().map(|e| kind_label(e.kind)));
-        if let Err(error) = result {
+        let elapsed = self.record(error.map(|(kind, _)| kind), true);
+        if let Some((kind, error)) = error {
             STORE_FAILURES.note(|suppressed| {
-                tracing::warn!(store = %self.store, op = self.op, kind = kind_label(error.kind),
+                tracing::warn!(store = self.labels.store(), op = self.op, kind,
                     elapsed_ms = elapsed.as_millis() as u64, suppressed, message = %error.message, "store call failed");
             });
         }
         elapsed
     }
 
-    fn record(&self, error: Option<&'static str>) -> Duration {
+    /// Counts a call that was never sent (a breaker refused it, the
+    /// caller's deadline had passed): the error kind, no latency, no log
+    /// line (the refusal is the breaker's, logged when it opened).
+    pub fn refused(mut self, kind: &'static str) {
+        self.finished = true;
+        self.record(Some(kind), false);
+    }
+
+    fn record(&self, error: Option<&'static str>, timed: bool) -> Duration {
         let elapsed = self.started.elapsed();
-        metrics::histogram!("pricing_store_latency_seconds", "store" => self.store.to_string(), "op" => self.op)
-            .record(elapsed.as_secs_f64());
+        if timed {
+            metrics::histogram!(self.family.latency, labels(self.labels.pairs())).record(elapsed.as_secs_f64());
+        }
         if let Some(kind) = error {
-            metrics::counter!("pricing_store_errors_total", "store" => self.store.to_string(), "op" => self.op, "kind" => kind)
-                .increment(1);
+            let mut labels = labels(self.labels.pairs());
+            labels.push(metrics::Label::new("kind", kind));
+            metrics::counter!(self.family.errors, labels).increment(1);
         }
         elapsed
     }
@@ -75,7 +170,7 @@ impl StoreCall {
 impl Drop for StoreCall {
     fn drop(&mut self) {
         if !self.finished {
-            self.record(Some("cancelled"));
+            self.record(Some("cancelled"), true);
         }
     }
 }

@@ -6,50 +6,42 @@
 //!
 //! A call without `grpc-timeout` has no deadline (the stores' own timeouts
 //! apply); a malformed header is ignored, as tonic itself does.
+//!
+//! Handlers take the deadline with [`call_deadline`]: the layer's extension,
+//! or, on a server without the protection layers (no control file), the
+//! call's own `grpc-timeout`, in both cases `limits.min_deadline_ms`
+//! earlier: the time the server keeps to send its answer (and a call that
+//! arrives with no more than that is refused by the layer). The handler
+//! passes it to the read chain, which cuts every store call to it.
 
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{Either, Ready, ready};
 use pricing_control::Switchboard;
-use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::refuse;
 
-/// When the caller stops waiting (a request extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
-    at: Instant,
-}
-
-impl Deadline {
-    pub fn at(at: Instant) -> Deadline {
-        Deadline { at }
-    }
-
-    pub fn instant(&self) -> Instant {
-        self.at
-    }
-
-    /// Time left; zero once passed.
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-
-    pub fn is_expired(&self) -> bool {
-        self.remaining().is_zero()
-    }
-
-    /// The budget of a call whose own timeout is `own`.
-    pub fn budget(&self, own: Duration) -> Duration {
-        own.min(self.remaining())
-    }
-}
+/// When the caller stops waiting (a request extension): the stores' type,
+/// so that a handler hands it down as it is.
+pub use pricing_store::Deadline;
 
 /// The budget of a call: `own`, or less when the request has a deadline.
 pub fn budget(deadline: Option<&Deadline>, own: Duration) -> Duration {
     deadline.map_or(own, |d| d.budget(own))
+}
+
+/// The deadline a handler bounds its store calls with: the
+/// [`DeadlineLayer`]'s extension, else the request's own `grpc-timeout`
+/// (from now), `reserve` earlier (the time kept to answer; the control
+/// file's `limits.min_deadline_ms`). `None` when the caller set no timeout.
+pub fn call_deadline<T>(request: &tonic::Request<T>, reserve: Duration) -> Option<Deadline> {
+    let deadline = request.extensions().get::<Deadline>().copied().or_else(|| {
+        let header = request.metadata().get("grpc-timeout")?;
+        parse_grpc_timeout(header.as_bytes()).map(Deadline::after)
+    })?;
+    Some(deadline.earlier_by(reserve))
 }
 
 /// Parses a `grpc-timeout` value: at most 8 digits and a unit
@@ -121,7 +113,7 @@ where
                 ));
                 return Either::Left(ready(Ok(refuse(status))));
             }
-            request.extensions_mut().insert(Deadline::at(Instant::now() + timeout));
+            request.extensions_mut().insert(Deadline::after(timeout));
         }
         Either::Right(self.inner.call(request))
     }
@@ -181,6 +173,19 @@ mod tests {
         tokio::time::advance(Duration::from_millis(30)).await;
         assert!(deadline.is_expired());
         assert_eq!(budget(None, Duration::from_millis(50)), Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_takes_the_extension_or_the_header_less_the_reserve() {
+        let reserve = Duration::from_millis(5);
+        let mut request = tonic::Request::new(());
+        assert_eq!(call_deadline(&request, reserve), None, "no timeout, no deadline");
+        request.metadata_mut().insert("grpc-timeout", "150m".parse().unwrap());
+        let from_header = call_deadline(&request, reserve).expect("the header's deadline");
+        assert_eq!(from_header.remaining(), Duration::from_millis(145));
+        request.extensions_mut().insert(Deadline::after(Duration::from_millis(80)));
+        let from_layer = call_deadline(&request, reserve).expect("the layer's deadline");
+        assert_eq!(from_layer.remaining(), Duration::from_millis(75), "the layer's extension wins");
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,7 +31,7 @@ mod rate;
 
 pub use auth::{AuthError, AuthLayer, Caller};
 pub use canary::{Canary, VARIANT_HEADER};
-pub use deadline::{Deadline, DeadlineLayer};
+pub use deadline::{Deadline, DeadlineLayer, call_deadline};
 pub use hotkey::{HotKey, HotKeyLimiter, Key};
 pub use named::{Named, protect, serve_guarded};
 pub use quota::{QuotaExceeded, QuotaLayer, Quotas};

@@ -170,9 +170,10 @@ metrics() { curl -s "http://127.0.0.1:$metrics_port/metrics"; }
 counters() {
     metrics | awk '
         /^pricing_detail_reads_total\{/ { match($0, /source="[^"]*"/); k = "reads_" substr($0, RSTART + 8, RLENGTH - 9); c[k] += $NF }
-        /^pricing_detail_write_back_total/ { c["write_backs"] += $NF }
+        /^pricing_chain_write_back_total\{.*tier="redis"/ { c["write_backs"] += $NF }
         /^pricing_detail_fallback_total/ { c["fallbacks"] += $NF }
-        /^pricing_detail_mysql_refused_total/ { c["mysql_refused"] += $NF }
+        /^pricing_chain_tier_errors_total\{.*tier="redis"/ { c["fallbacks"] += $NF }
+        /^pricing_store_errors_total\{.*kind="breaker_open".*store="mysql"|^pricing_store_errors_total\{.*store="mysql".*kind="breaker_open"/ { c["mysql_refused"] += $NF }
         /^pricing_grpc_request_duration_seconds_bucket\{.*service="DetailPricing"/ {
             if (match($0, /le="(0\.001|0\.0025|0\.005)"/)) c["server_le_" substr($0, RSTART + 4, RLENGTH - 5)] += $NF }
         /^pricing_grpc_request_duration_seconds_count\{.*service="DetailPricing"/ { c["server_count"] += $NF }

@@ -45,7 +45,11 @@ for tool in redis-server redis-cli curl python3 ss; do
 done
 if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$root" && cargo build --release --locked -p pricing-list -p pricing-detail -p pricing-loadtest \
-        -p pricing-projector -p pricing-store-hbase)
+        -p pricing-projector)
+    # The test server is test support (feature testsuite): a build of its
+    # own, so that the servers above are built without it, as in production.
+    (cd "$root" && cargo build --release --locked -p pricing-store-hbase --features testsuite \
+        --bin hbase-thrift-test-server)
 fi
 
 mkdir -p "$out"
@@ -239,7 +243,7 @@ done
 say ""
 say "## detail server /metrics after the drill"
 for name in pricing_dual_failover_total pricing_dual_errors_total pricing_detail_reads_total pricing_detail_fallback_total \
-    pricing_detail_write_back_total; do
+    pricing_chain_tier_errors_total pricing_chain_write_back_total; do
     curl -s "http://127.0.0.1:$detail_metrics/metrics" | grep -E "^$name(\{| )" | tee -a "$summary" >&2 || true
 done
 say ""

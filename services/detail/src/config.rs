@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pricing_engine::RemainderRule;
-use pricing_store::BreakerSettings;
+use pricing_store::{BreakerSettings, CacheSettings};
 use pricing_store_pairs::RedisPairConfig;
 use pricing_store_sql::source::SourceSettings;
 
@@ -28,6 +28,12 @@ pub struct DetailConfig {
     /// The breaker in front of MySQL.
     #[serde(default)]
     pub mysql_breaker: BreakerSettings,
+    /// A memory cache in front of the detail and checkout reads (the list
+    /// server's: lifetimes, negative caching, stale-if-error). Absent (the
+    /// default): none, every such read reaches Redis. Order placement never
+    /// reads through it.
+    #[serde(default)]
+    pub cache: Option<CacheSettings>,
     /// The list server GetGoodsPrice falls back to when the switch says so.
     #[serde(default)]
     pub list_fallback: Option<ListFallbackSettings>,
@@ -105,6 +111,7 @@ impl Default for DetailConfig {
             checkout: CheckoutSettings::default(),
             redis: None,
             mysql_breaker: BreakerSettings::default(),
+            cache: None,
             list_fallback: None,
         }
     }
@@ -133,6 +140,9 @@ impl DetailConfig {
             return Err("checkout.quote_ttl_ms must be above 0".into());
         }
         config.mysql_breaker.validate().map_err(|e| format!("mysql_breaker: {e}"))?;
+        if let Some(cache) = &config.cache {
+            cache.validate().map_err(|e| format!("cache: {e}"))?;
+        }
 
         Ok(config)
     }
@@ -169,6 +179,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(full.list_fallback.unwrap().timeout_ms, 200);
+        let cached = DetailConfig::parse("version = 1\n[cache]\nttl_ms = 500").unwrap();
+        assert_eq!(cached.cache.map(|c| c.ttl), Some(std::time::Duration::from_millis(500)));
+        assert!(DetailConfig::parse("version = 1\n[cache]\nttl_ms = 0").is_err());
         let c = DetailConfig::parse("version = 1\n[checkout]\nremainder_rule = 'largest_remainder'").unwrap();
         assert_eq!(RemainderRule::from(c.checkout.remainder_rule), RemainderRule::LargestRemainder);
     }

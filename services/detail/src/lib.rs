@@ -56,11 +56,16 @@ pub async fn serve_with_store(
     serve_with_sources(listener, config, sources, board, shutdown).await
 }
 
-/// The detail path's sources from config: MySQL behind its breaker, the
-/// Redis pair when configured (its settings following the control file when
-/// one governs the board), and the board's live switches.
+/// The detail path's sources from config: MySQL behind its guard (breaker,
+/// metrics, deadline), the Redis pair when configured (its settings
+/// following the control file when one governs the board) and the memory
+/// cache when `[cache]` configures one.
 pub fn build_sources(config: &DetailConfig, sql: Arc<SqlStore>, board: &Switchboard) -> anyhow::Result<Arc<Sources>> {
-    let redis = config.redis.as_ref().map(|r| pricing_store_pairs::redis_pair("redis", r)).transpose()?;
+    let redis = config
+        .redis
+        .as_ref()
+        .map(|r| pricing_store_pairs::redis_pair(pricing_store::PairId::Redis.as_str(), r))
+        .transpose()?;
     if let (Some(pair), true) = (&redis, board.has_file()) {
         board.bind_pair(PairSwitch::DetailRedis, pair.settings.clone());
     }
@@ -68,8 +73,9 @@ pub fn build_sources(config: &DetailConfig, sql: Arc<SqlStore>, board: &Switchbo
         sql,
         config.mysql_breaker.clone(),
         redis,
+        config.cache.clone(),
         Duration::from_millis(config.checkout.promotions_cache_ms),
-    )))
+    )?))
 }
 
 /// Serves with given sources under a given switch board (tests keep the

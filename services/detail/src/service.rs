@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status};
 use crate::quote::{Quote, QuoteSigner, QuotedLine};
 use crate::sources::{Freshness, Sources};
 use pricing_control::Switchboard;
+use pricing_store::Deadline;
 use pricing_traffic::{Canary, HotKeyLimiter, Key, VARIANT_HEADER};
 
 pub struct DetailService {
@@ -94,13 +95,26 @@ impl DetailService {
         })
     }
 
+    /// The caller's deadline for this call's store reads, less the time
+    /// kept to answer (`limits.min_deadline_ms`).
+    fn deadline<T>(&self, request: &Request<T>) -> Option<Deadline> {
+        pricing_traffic::call_deadline(request, self.board.load_config().limits.min_deadline)
+    }
+
     /// GetGoodsPrice answered by the list server (the `fallback_to_list` switch).
-    async fn ask_list(&self, goods_id: u64, context: v1::CallerContext) -> Result<GetGoodsPriceResponse, ApiError> {
+    async fn ask_list(
+        &self,
+        goods_id: u64,
+        context: v1::CallerContext,
+        deadline: Option<Deadline>,
+    ) -> Result<GetGoodsPriceResponse, ApiError> {
         metrics::counter!("pricing_detail_fallback_total", "from" => "detail", "to" => "list").increment(1);
         let Some(list) = &self.list else {
             return Err(ApiError::Unavailable("fallback_to_list is on but no list server is configured".into()));
         };
-        let request = v1::BatchGetPricesRequest { goods_ids: vec![goods_id], context: Some(context) };
+        let mut request = Request::new(v1::BatchGetPricesRequest { goods_ids: vec![goods_id], context: Some(context) });
+        // The list server gets what the caller has left, as its grpc-timeout.
+        request.set_timeout(deadline.map_or(list.timeout, |d| d.budget(list.timeout)));
         let reply = list.client.clone().batch_get_prices(request).await.map_err(|status| {
             pricing_store::throttled!(
                 |suppressed| tracing::warn!(goods_id, %status, suppressed, "list fallback failed")
@@ -160,10 +174,11 @@ impl DetailService {
         coupon_ids: &[u64],
         freshness: Freshness,
         route: &Route,
+        deadline: Option<Deadline>,
     ) -> Result<OrderResult, ApiError> {
         let caller = convert::caller(ctx);
         let ids: Vec<u64> = lines.iter().map(|l| l.goods_id).collect();
-        let records = self.sources.records(&ids, freshness, route.bypass).await?;
+        let records = self.sources.records(&ids, freshness, route.bypass, deadline).await?;
         let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
         let now = now_ms();
         let mut priced = Vec::with_capacity(lines.len());
@@ -171,7 +186,7 @@ impl DetailService {
         for (i, line) in lines.iter().enumerate() {
             let field = format!("lines[{i}].goods_id");
             let record = match by_id.get(&line.goods_id) {
-                Some(found) if !found.record.is_tombstone() => &found.record,
+                Some(found) => &found.record,
                 _ => return Err(ApiError::not_found(field, format!("goods {} not found", line.goods_id))),
             };
             if record.status == GoodsStatus::Delisted {
@@ -192,8 +207,8 @@ impl DetailService {
         let mut store_ids: Vec<u64> = priced.iter().map(|(_, q)| q.store_id).collect();
         store_ids.sort_unstable();
         store_ids.dedup();
-        let promotions = self.sources.promotions(&store_ids, now, freshness).await?;
-        let (coupons, unknown_coupons) = self.sources.coupons(coupon_ids).await?;
+        let promotions = self.sources.promotions(&store_ids, now, freshness, deadline).await?;
+        let (coupons, unknown_coupons) = self.sources.coupons(coupon_ids, deadline).await?;
         let cart_lines: Vec<CartLine> = priced
             .iter()
             .map(|(_, q)| CartLine { goods_id: q.goods_id, store_id: q.store_id, amount: q.amount })
@@ -303,16 +318,17 @@ impl DetailPricing for DetailService {
         &self,
         request: Request<GetGoodsPriceRequest>,
     ) -> Result<Response<GetGoodsPriceResponse>, Status> {
+        let deadline = self.deadline(&request);
         let request = request.into_inner();
         let ctx = validate::context("context", request.context.as_ref())?;
         let id = validate::goods_id("goods_id", request.goods_id)?;
         let route = self.admit(&ctx, std::iter::once(id))?;
         if route.fallback {
-            let reply = self.ask_list(id, request.context.unwrap_or_default()).await?;
+            let reply = self.ask_list(id, request.context.unwrap_or_default(), deadline).await?;
             return Ok(route.tag(Response::new(reply)));
         }
-        let found = self.sources.records(&[id], Freshness::Detail, route.bypass).await?;
-        let Some(found) = found.into_iter().find(|f| f.record.goods_id == id && !f.record.is_tombstone()) else {
+        let found = self.sources.records(&[id], Freshness::Detail, route.bypass, deadline).await?;
+        let Some(found) = found.into_iter().find(|f| f.record.goods_id == id) else {
             return Err(ApiError::not_found("goods_id", format!("goods {id} not found")).into());
         };
         let caller: CallerContext = convert::caller(&ctx);
@@ -346,24 +362,26 @@ impl DetailPricing for DetailService {
             quote.trace.clear();
         }
         Ok(route.tag(Response::new(GetGoodsPriceResponse {
-            price: Some(convert::goods_price(&quote, found.record.version, found.tier, false)),
+            price: Some(convert::goods_price(&quote, found.record.version, found.tier, found.stale)),
             activities,
             from_list_fallback: false,
         })))
     }
 
     async fn preview_order(&self, request: Request<PreviewOrderRequest>) -> Result<Response<OrderPricing>, Status> {
+        let deadline = self.deadline(&request);
         let request = request.into_inner();
         let ctx = validate::context("context", request.context.as_ref())?;
         let lines = validate::order_lines("lines", &request.lines)?;
         let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
-        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Preview, &route).await?;
+        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Preview, &route, deadline).await?;
         let (reply, _) = self.reply(result, now_ms());
         Ok(route.tag(Response::new(reply)))
     }
 
     async fn price_order(&self, request: Request<PriceOrderRequest>) -> Result<Response<OrderPricing>, Status> {
+        let deadline = self.deadline(&request);
         let request = request.into_inner();
         let ctx = validate::context("context", request.context.as_ref())?;
         let lines = validate::order_lines("lines", &request.lines)?;
@@ -390,7 +408,7 @@ impl DetailPricing for DetailService {
             }
         };
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
-        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Order, &route).await?;
+        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Order, &route, deadline).await?;
         let payable_total = result.cart.payable_total;
         let (mut reply, quote) = self.reply(result, now);
         if let Some(previous) = previous {

@@ -1,22 +1,29 @@
 //! Where the detail path reads records and promotions, by how fresh the
 //! answer must be (seed 004, 2.2 and 2.3).
 //!
-//! - Detail and checkout: the Redis pair (the local cluster first, the other
-//!   on failure, as its live `DualSettings` say), then MySQL for what Redis
-//!   does not hold; what MySQL answered is written back to Redis in the
-//!   background with the version guard. Promotions for previews come through
-//!   a short-lived cache.
+//! - Detail and checkout: the store crate's tier chain ([`TieredReader`],
+//!   the list server's read path): the Redis pair (the local cluster first,
+//!   the other on failure, as its live `DualSettings` say), then MySQL for
+//!   what Redis does not hold; what MySQL answered is written back to Redis
+//!   in the background with the version guard. No memory cache unless
+//!   `[cache]` configures one (then with the list server's rules: fresh
+//!   hits, brief negative caching, stale-if-error within the grace).
+//!   Promotions for previews come through a short-lived cache.
 //! - Order placement: MySQL only, nothing cached anywhere on the path.
 //! - Switches (live, from the control file's `[detail]`): `redis_bypass`
 //!   sends every read to MySQL (seed 004: take Redis out and send the
 //!   traffic to the database); `fallback_to_list` answers GetGoodsPrice from
 //!   the list server.
 //!
-//! MySQL sits behind its own circuit breaker and the pool's acquire and
-//! statement timeouts, so a database in trouble turns into UNAVAILABLE
-//! quickly instead of a pile-up of waiting calls.
+//! Every MySQL call (records, promotions, coupons) goes through one
+//! [`StoreGuard`]: the `mysql_breaker`, the store metrics
+//! (`pricing_store_*{store="mysql"}`), and the caller's deadline; the pool's
+//! acquire and statement timeouts bound each call too, so a database in
+//! trouble turns into UNAVAILABLE quickly instead of a pile-up of waiting
+//! calls. Every read takes the caller's [`Deadline`], which cuts each store
+//! call's budget (docs/CONTROL.md).
 
-use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,11 +31,16 @@ use pricing_engine::{Promotion, PromotionKind, PromotionTier, Scope};
 use pricing_proto::ApiError;
 use pricing_proto::v1::Tier;
 use pricing_record::{GoodsId, UnixMillis};
-use pricing_store::breaker::Outcome;
-use pricing_store::{Breaker, BreakerSettings, RecordStore, SharedRecord};
+use pricing_store::{
+    BreakerSettings, CacheSettings, ChainError, Deadline, Guarded, Meter, RecordStore, SharedRecord, StoreGuard,
+    TierId, TieredReader, live,
+};
 use pricing_store_pairs::Pair;
-use pricing_store_sql::SqlStore;
 use pricing_store_sql::promotion::{self as sqlp, PromotionRow};
+use pricing_store_sql::{SqlError, SqlStore};
+
+/// The MySQL source's name: its guard, breaker, metrics and chain tier.
+const MYSQL: &str = "mysql";
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,111 +58,105 @@ pub enum Freshness {
 pub struct Found {
     pub record: SharedRecord,
     pub tier: Tier,
+    /// Served from the memory cache past its lifetime because every store
+    /// failed (only with a configured cache).
+    pub stale: bool,
 }
 
 pub struct Sources {
-    sql: Arc<SqlStore>,
-    sql_breaker: Breaker,
+    /// MySQL behind its guard (breaker, metrics, deadline).
+    mysql: Arc<Guarded<Arc<SqlStore>>>,
+    /// Detail and checkout reads: Redis (when configured), then MySQL.
+    chain: TieredReader,
     redis: Option<Pair>,
     /// Promotions by the sorted store ids of a cart, for previews only.
     promotions: moka::future::Cache<Vec<u64>, Arc<Vec<PromotionRow>>>,
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
-    pricing_store::throttled!(|suppressed| tracing::warn!(error = %e, what, suppressed, "detail source failed"));
-    ApiError::Unavailable(format!("{what} is unavailable: {e}"))
-}
-
 impl Sources {
+    /// `cache`: the memory cache in front of the detail and checkout reads;
+    /// `None` (the default) reads the stores on every call.
     pub fn new(
         sql: Arc<SqlStore>,
         sql_breaker: BreakerSettings,
         redis: Option<Pair>,
+        cache: Option<CacheSettings>,
         promotions_ttl: Duration,
-    ) -> Sources {
-        Sources {
-            sql,
-            sql_breaker: Breaker::new("mysql", sql_breaker),
+    ) -> Result<Sources, ChainError> {
+        let guard = StoreGuard::new(MYSQL, Meter::Store).with_breaker(sql_breaker);
+        let mysql = Arc::new(Guarded::new(sql, guard, None));
+        let mut tiers = Vec::with_capacity(2);
+        if let Some(pair) = &redis {
+            tiers.push(
+                pricing_store::Tier::new(TierId::Redis, Arc::clone(&pair.store) as _)
+                    .with_write_back(Arc::clone(&pair.writer) as _),
+            );
+        }
+        tiers.push(pricing_store::Tier::new(TierId::Sql, Arc::clone(&mysql) as _));
+        let chain = match cache {
+            Some(cache) => TieredReader::new(tiers, live(cache))?,
+            None => TieredReader::uncached(tiers)?,
+        };
+        Ok(Sources {
+            mysql,
+            chain,
             redis,
             promotions: moka::future::Cache::builder().max_capacity(10_000).time_to_live(promotions_ttl).build(),
-        }
+        })
     }
 
     pub fn redis(&self) -> Option<&Pair> {
         self.redis.as_ref()
     }
 
-    /// Runs one MySQL call behind the breaker; errors and an open breaker
-    /// are UNAVAILABLE.
-    async fn guarded<T, E: std::fmt::Display>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, ApiError> {
-        let permit = self.sql_breaker.try_acquire().map_err(|open| {
-            metrics::counter!("pricing_detail_mysql_refused_total").increment(1);
-            ApiError::Unavailable(format!("mysql: {open}"))
-        })?;
-        match call.await {
-            Ok(v) => {
-                permit.finish(Outcome::Success);
-                Ok(v)
-            }
-            Err(e) => {
-                permit.finish(Outcome::Failure);
-                Err(unavailable("mysql", e))
-            }
-        }
+    /// The detail and checkout read chain (tests wait for its write-backs).
+    pub fn chain(&self) -> &TieredReader {
+        &self.chain
     }
 
-    /// Records for `ids` as fresh as `freshness` requires; `bypass` (the
-    /// `redis_bypass` switch for this call) reads MySQL only.
-    pub async fn records(&self, ids: &[GoodsId], freshness: Freshness, bypass: bool) -> Result<Vec<Found>, ApiError> {
-        let redis = match (&self.redis, freshness, bypass) {
-            (Some(redis), Freshness::Detail | Freshness::Preview, false) => Some(redis),
-            _ => None,
-        };
-        let Some(redis) = redis else {
+    /// Runs one MySQL call other than a record read (promotions, coupons)
+    /// through the MySQL guard; failures become the caller's error by the
+    /// one rule (`From<StoreError> for ApiError`).
+    async fn guarded<T>(
+        &self,
+        op: &'static str,
+        deadline: Option<Deadline>,
+        call: impl Future<Output = Result<T, SqlError>>,
+    ) -> Result<T, ApiError> {
+        let call = async { call.await.map_err(|e| e.into_store_error(MYSQL)) };
+        self.mysql.guard().call(op, self.mysql.limits(deadline), call).await.map_err(|e| ApiError::from(e.error))
+    }
+
+    /// Records for `ids` as fresh as `freshness` requires, within the
+    /// caller's `deadline`; `bypass` (the `redis_bypass` switch for this
+    /// call) reads MySQL only. Tombstones and unknown ids are left out.
+    pub async fn records(
+        &self,
+        ids: &[GoodsId],
+        freshness: Freshness,
+        bypass: bool,
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<Found>, ApiError> {
+        if freshness == Freshness::Order || bypass {
             let label = if bypass { "mysql_bypass" } else { "mysql" };
             metrics::counter!("pricing_detail_reads_total", "source" => label).increment(1);
-            return self.read_mysql(ids).await;
-        };
-        let mut found: Vec<Found> = match redis.store.fetch(ids).await {
-            Ok(records) => records.into_iter().map(|record| Found { record, tier: Tier::Redis }).collect(),
-            Err(error) => {
-                metrics::counter!("pricing_detail_fallback_total", "from" => "redis", "to" => "mysql").increment(1);
-                pricing_store::throttled!(
-                    |suppressed| tracing::warn!(%error, ids = ids.len(), suppressed, "redis pair failed: reading mysql")
-                );
-                Vec::new()
-            }
-        };
-        metrics::counter!("pricing_detail_reads_total", "source" => "redis").increment(1);
-        let held: HashSet<GoodsId> = found.iter().map(|f| f.record.goods_id).collect();
-        let missing: Vec<GoodsId> = ids.iter().copied().filter(|id| !held.contains(id)).collect();
-        if missing.is_empty() {
-            return Ok(found);
+            let records = self.mysql.fetch_within(ids, deadline).await?;
+            return Ok(records
+                .into_iter()
+                .filter(|r| !r.is_tombstone())
+                .map(|record| Found { record, tier: Tier::Database, stale: false })
+                .collect());
         }
-        let from_mysql = self.read_mysql(&missing).await?;
-        if !from_mysql.is_empty() {
-            let writer = Arc::clone(&redis.writer);
-            let records: Vec<SharedRecord> = from_mysql.iter().map(|f| Arc::clone(&f.record)).collect();
-            tokio::spawn(async move {
-                let report = writer.put_each(&records).await;
-                metrics::counter!("pricing_detail_write_back_total").increment(records.len() as u64);
-                for (cluster, error) in report.failed() {
-                    pricing_store::throttled!(
-                        |suppressed| tracing::warn!(?cluster, %error, suppressed, "redis write-back failed")
-                    );
-                }
-            });
-        }
-        found.extend(from_mysql);
-        Ok(found)
-    }
-
-    async fn read_mysql(&self, ids: &[GoodsId]) -> Result<Vec<Found>, ApiError> {
-        let records = self.guarded(self.sql.fetch(ids)).await?;
-        Ok(records.into_iter().map(|record| Found { record, tier: Tier::Database }).collect())
+        let source = if self.redis.is_some() { "redis" } else { "mysql" };
+        metrics::counter!("pricing_detail_reads_total", "source" => source).increment(1);
+        let lookups = self.chain.get_many_within(ids, deadline).await?;
+        Ok(lookups
+            .into_iter()
+            .filter_map(|l| {
+                let tier = pricing_proto::convert::tier(&l.source);
+                l.record.map(|record| Found { record, tier, stale: l.stale })
+            })
+            .collect())
     }
 
     /// Live cart promotions for these stores and the platform (engine form).
@@ -159,25 +165,28 @@ impl Sources {
         store_ids: &[u64],
         now: UnixMillis,
         freshness: Freshness,
+        deadline: Option<Deadline>,
     ) -> Result<Vec<Promotion>, ApiError> {
         let rows = if freshness == Freshness::Order {
-            Arc::new(self.guarded(self.sql.load_promotions(store_ids, now)).await?)
+            Arc::new(self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now)).await?)
         } else {
             let key = store_ids.to_vec();
-            self.promotions
-                .try_get_with(key, async { self.guarded(self.sql.load_promotions(store_ids, now)).await.map(Arc::new) })
-                .await
-                .map_err(|e| (*e).clone())?
+            let load = self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now));
+            self.promotions.try_get_with(key, async { load.await.map(Arc::new) }).await.map_err(|e| (*e).clone())?
         };
         Ok(rows.iter().map(to_engine).collect())
     }
 
     /// The coupons with these ids (engine form), and the ids that do not exist.
-    pub async fn coupons(&self, ids: &[u64]) -> Result<(Vec<Promotion>, Vec<u64>), ApiError> {
+    pub async fn coupons(
+        &self,
+        ids: &[u64],
+        deadline: Option<Deadline>,
+    ) -> Result<(Vec<Promotion>, Vec<u64>), ApiError> {
         if ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let rows = self.guarded(self.sql.load_coupons(ids)).await?;
+        let rows = self.guarded("coupons", deadline, self.mysql.inner().load_coupons(ids)).await?;
         let unknown = ids.iter().copied().filter(|id| !rows.iter().any(|r| r.id == *id)).collect();
         // Keep the caller's order: the engine reports duplicates and ranks by it.
         let coupons = ids.iter().filter_map(|id| rows.iter().find(|r| r.id == *id)).map(to_engine).collect();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use pricing_store::CacheSettings;
+use pricing_store::{CacheSettings, TierId};
 use pricing_store_pairs::{HbasePairConfig, RedisPairConfig};
 use pricing_store_sql::source::SourceSettings;
 use pricing_telemetry::ServerSettings;
@@ -23,10 +23,10 @@ pub struct ListConfig {
     pub cache: CacheSettings,
     #[serde(default)]
     pub read: ReadSettings,
-    /// The Redis pair, when the chain names "redis".
+    /// The Redis pair, when the chain lists "redis".
     #[serde(default)]
     pub redis: Option<RedisPairConfig>,
-    /// The HBase pair, when the chain names "hbase".
+    /// The HBase pair, when the chain lists "hbase".
     #[serde(default)]
     pub hbase: Option<HbasePairConfig>,
 }
@@ -35,14 +35,15 @@ pub struct ListConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadSettings {
-    /// Tier names: "redis", "hbase", "sql". The embedded default is ["sql"];
+    /// In the file, tier names: "redis", "hbase", "sql" (anything else is
+    /// refused as the file is parsed). The embedded default is ["sql"];
     /// production is ["redis", "hbase"].
-    pub tiers: Vec<String>,
+    pub tiers: Vec<TierId>,
 }
 
 impl Default for ReadSettings {
     fn default() -> Self {
-        ReadSettings { tiers: vec!["sql".into()] }
+        ReadSettings { tiers: vec![TierId::Sql] }
     }
 }
 
@@ -95,15 +96,17 @@ impl ListConfig {
         if config.read.tiers.is_empty() {
             return Err(invalid("read.tiers must name at least one tier".into()));
         }
-        for tier in &config.read.tiers {
-            match tier.as_str() {
-                "sql" => {}
-                "redis" if config.redis.is_some() => {}
-                "hbase" if config.hbase.is_some() => {}
-                "redis" | "hbase" => {
-                    return Err(invalid(format!("read.tiers names {tier:?} but there is no [{tier}] section")));
-                }
-                other => return Err(invalid(format!("read.tiers: unknown tier {other:?} (sql, redis, hbase)"))),
+        for (i, &tier) in config.read.tiers.iter().enumerate() {
+            if config.read.tiers[..i].contains(&tier) {
+                return Err(invalid(format!("read.tiers lists \"{tier}\" twice")));
+            }
+            let section = match tier {
+                TierId::Sql => true,
+                TierId::Redis => config.redis.is_some(),
+                TierId::Hbase => config.hbase.is_some(),
+            };
+            if !section {
+                return Err(invalid(format!("read.tiers names \"{tier}\" but there is no [{tier}] section")));
             }
         }
         Ok(config)
@@ -134,10 +137,34 @@ mod tests {
             ListConfig::parse("version = 1\n[read]\ntiers = ['redis']"),
             Err(ConfigError::Invalid { .. })
         ));
-        assert!(matches!(
-            ListConfig::parse("version = 1\n[read]\ntiers = ['memcached']"),
-            Err(ConfigError::Invalid { .. })
-        ));
+        // An unknown tier name is refused where the file is parsed, with
+        // the line (the key) and what is accepted.
+        let err = ListConfig::parse("version = 1\n[read]\ntiers = ['redis', 'memcached']").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+        let message = err.to_string();
+        for part in ["line 3", "tiers = ['redis', 'memcached']", r#"unknown tier "memcached""#, "redis, hbase, sql"] {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+    }
+
+    #[test]
+    fn tiers_are_parsed_once_in_order() {
+        let c = ListConfig::parse(
+            "version = 1\n[read]\ntiers = ['redis', 'sql']\n[redis]\na = { urls = [] }\nb = { urls = [] }",
+        )
+        .unwrap();
+        assert_eq!(c.read.tiers, vec![TierId::Redis, TierId::Sql]);
+        let err = ListConfig::parse("version = 1\n[read]\ntiers = ['sql', 'sql']").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { message, .. } if message == r#"read.tiers lists "sql" twice"#),
+            "{err:?}"
+        );
+        let err = ListConfig::parse("version = 1\n[read]\ntiers = ['hbase']").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { message, .. }
+            if message == r#"read.tiers names "hbase" but there is no [hbase] section"#),
+            "{err:?}"
+        );
     }
 
     #[test]

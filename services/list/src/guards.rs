@@ -22,6 +22,8 @@ pub struct ShadowSample {
 }
 
 pub struct Guards {
+    /// The switch board (the deadline reserve, `limits.min_deadline_ms`).
+    pub board: Switchboard,
     pub hot_keys: HotKeyLimiter,
     pub canary: Canary,
     pub sampler: Sampler,
@@ -41,6 +43,7 @@ impl Guards {
             queue
         });
         Guards {
+            board: board.clone(),
             hot_keys: HotKeyLimiter::new(board.clone()),
             canary: Canary::new(board.clone()),
             sampler: Sampler::new(board.clone()),

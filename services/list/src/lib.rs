@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use pricing_control::{PairSwitch, Switchboard};
 use pricing_proto::v1::list_pricing_server::ListPricingServer;
-use pricing_store::{RecordStore, TieredReader, live};
+use pricing_store::{PairId, RecordStore, Tier, TierId, TieredReader, live};
 use pricing_store_pairs::Pair;
 use tokio::net::TcpListener;
 
@@ -61,13 +61,13 @@ pub struct ReadPath {
 /// Builds the read chain the config names: the in-process cache in front of
 /// the listed tiers. `sql` is an already opened source to share (the demo
 /// binary and tests); without it the configured source is opened when the
-/// chain names "sql". Redis, when listed, takes write-backs of what a later
+/// chain lists "sql". Redis, when listed, takes write-backs of what a later
 /// tier found.
 pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStore>>) -> anyhow::Result<ReadPath> {
-    let names = &config.read.tiers;
+    let ids = &config.read.tiers;
     let mut available = Vec::new();
     let mut pairs = Vec::new();
-    let wants_sql = names.iter().any(|t| t == "sql") || config.source.database_url.is_some();
+    let wants_sql = ids.contains(&TierId::Sql) || config.source.database_url.is_some();
     let mut opened = None;
     let truth: Option<Arc<dyn RecordStore>> = match (sql, wants_sql) {
         (Some(sql), _) => Some(sql),
@@ -78,25 +78,23 @@ pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStor
         }
         (None, false) => None,
     };
-    if let (true, Some(sql)) = (names.iter().any(|t| t == "sql"), &truth) {
-        available.push(pricing_store::Tier::new(Arc::clone(sql)).named("sql"));
+    if let (true, Some(sql)) = (ids.contains(&TierId::Sql), &truth) {
+        available.push(Tier::new(TierId::Sql, Arc::clone(sql)));
     }
-    if let (true, Some(redis)) = (names.iter().any(|t| t == "redis"), &config.redis) {
-        let pair = pricing_store_pairs::redis_pair("redis", redis)?;
+    if let (true, Some(redis)) = (ids.contains(&TierId::Redis), &config.redis) {
+        let pair = pricing_store_pairs::redis_pair(PairId::Redis.as_str(), redis)?;
         available.push(
-            pricing_store::Tier::new(Arc::clone(&pair.store) as _)
-                .named("redis")
-                .with_write_back(Arc::clone(&pair.writer) as _),
+            Tier::new(TierId::Redis, Arc::clone(&pair.store) as _).with_write_back(Arc::clone(&pair.writer) as _),
         );
         pairs.push(pair);
     }
-    if let (true, Some(hbase)) = (names.iter().any(|t| t == "hbase"), &config.hbase) {
-        let pair = pricing_store_pairs::hbase_pair("hbase", hbase)?;
-        available.push(pricing_store::Tier::new(Arc::clone(&pair.store) as _).named("hbase"));
+    if let (true, Some(hbase)) = (ids.contains(&TierId::Hbase), &config.hbase) {
+        let pair = pricing_store_pairs::hbase_pair(PairId::Hbase.as_str(), hbase)?;
+        available.push(Tier::new(TierId::Hbase, Arc::clone(&pair.store) as _));
         pairs.push(pair);
     }
-    let reader = TieredReader::from_names(names, available, live(config.cache.clone()))?;
-    tracing::info!(tiers = ?names, "list read chain built");
+    let reader = TieredReader::from_ids(ids, available, live(config.cache.clone()))?;
+    tracing::info!(tiers = ?ids, "list read chain built");
     Ok(ReadPath { reader: Arc::new(reader), pairs, truth, opened })
 }
 
@@ -109,13 +107,15 @@ impl ReadPath {
             return;
         }
         for pair in &self.pairs {
-            match pair.name.as_str() {
-                "redis" => board.bind_pair(PairSwitch::ListRedis, pair.settings.clone()),
-                "hbase" => board.bind_pair(PairSwitch::ListHbase, pair.settings.clone()),
-                other => tracing::warn!(pair = other, "no control switch for this pair"),
-            }
+            let switch = match pair.id {
+                PairId::Redis => PairSwitch::ListRedis,
+                PairId::Hbase => PairSwitch::ListHbase,
+            };
+            board.bind_pair(switch, pair.settings.clone());
         }
-        board.bind_list_cache(self.reader.cache_settings().clone());
+        if let Some(cache) = self.reader.cache_settings() {
+            board.bind_list_cache(cache.clone());
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use pricing_proto::v1::Tier;
 use pricing_record::GoodsId;
-use pricing_store::{SharedRecord, StoreError};
+use pricing_store::{Deadline, SharedRecord, StoreError};
 
 /// One found record. Ids that no tier holds are simply absent.
 #[derive(Debug, Clone)]
@@ -18,32 +18,22 @@ pub struct Hit {
 #[async_trait]
 pub trait PriceReader: Send + Sync + 'static {
     /// One answer per id of `ids` (which holds no duplicates), in the same
-    /// order: `None` where no tier holds the id or it is a tombstone.
-    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError>;
-}
-
-/// The wire tier for a chain tier name: `redis…`, `hbase…`, anything else
-/// (the SQL source) is the database.
-pub fn wire_tier(source: &pricing_store::chain::Source) -> Tier {
-    match source {
-        pricing_store::chain::Source::Memory => Tier::Memory,
-        pricing_store::chain::Source::Tier(name) if name.starts_with("redis") => Tier::Redis,
-        pricing_store::chain::Source::Tier(name) if name.starts_with("hbase") => Tier::Hbase,
-        pricing_store::chain::Source::Tier(_) => Tier::Database,
-    }
+    /// order: `None` where no tier holds the id or it is a tombstone. Every
+    /// store call is bounded by `deadline` (the caller's, when it set one).
+    async fn read(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Option<Hit>>, StoreError>;
 }
 
 #[async_trait]
 impl PriceReader for pricing_store::chain::TieredReader {
-    async fn read(&self, ids: &[GoodsId]) -> Result<Vec<Option<Hit>>, StoreError> {
+    async fn read(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Option<Hit>>, StoreError> {
         // `get_many` answers each distinct id once, in first-occurrence order:
         // with distinct ids, one answer per id in order.
-        let lookups = self.get_many(ids).await?;
+        let lookups = self.get_many_within(ids, deadline).await?;
         debug_assert_eq!(lookups.len(), ids.len(), "ids must be distinct");
         Ok(lookups
             .into_iter()
             .map(|l| {
-                let tier = wire_tier(&l.source);
+                let tier = pricing_proto::convert::tier(&l.source);
                 l.record.map(|record| Hit { record, tier, stale: l.stale })
             })
             .collect())

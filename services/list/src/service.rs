@@ -35,6 +35,7 @@ impl ListPricing for ListService {
         &self,
         request: Request<BatchGetPricesRequest>,
     ) -> Result<Response<BatchGetPricesResponse>, Status> {
+        let deadline = pricing_traffic::call_deadline(&request, self.guards.board.load_config().limits.min_deadline);
         let request = request.into_inner();
         let ctx = validate::context("context", request.context.as_ref())?;
         let ids = validate::goods_ids("goods_ids", &request.goods_ids)?;
@@ -47,12 +48,12 @@ impl ListPricing for ListService {
             .map_err(ApiError::from)?;
         let (ids, limited) = leave_out(ids, &hot);
         let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
-        let hits = self.reader.read(&ids).await.map_err(|e| {
+        let hits = self.reader.read(&ids, deadline).await.inspect_err(|e| {
             pricing_store::throttled!(
                 |suppressed| tracing::warn!(error = %e, batch = ids.len(), suppressed, "list read failed")
             );
-            ApiError::Unavailable(format!("no store could answer: {e}"))
-        })?;
+        });
+        let hits = hits.map_err(ApiError::from)?;
         let caller = convert::caller(&ctx);
         let now = now_ms();
         let mut reply = BatchGetPricesResponse {

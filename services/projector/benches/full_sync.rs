@@ -2,7 +2,7 @@
 //! HBase Thrift test servers, and the peak memory of the projecting process.
 //!
 //! ```sh
-//! cargo build --release -p pricing-store-hbase --bin hbase-thrift-test-server
+//! cargo build --release -p pricing-store-hbase --features testsuite --bin hbase-thrift-test-server
 //! cargo bench -p pricing-projector --bench full_sync -- --goods 100000
 //! ```
 //!

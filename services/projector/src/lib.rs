@@ -40,7 +40,7 @@ pub mod writer;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use pricing_control::{ProjectorPair, Switchboard};
+use pricing_control::Switchboard;
 use pricing_store_sql::{SqlOptions, SqlStore};
 
 pub use config::ProjectorConfig;
@@ -100,12 +100,7 @@ impl Projector {
     /// timeouts and breakers.
     pub fn follow(mut self, board: Switchboard) -> Projector {
         for target in &self.targets.pairs {
-            let pair = match target.pair.name.as_str() {
-                targets::REDIS => ProjectorPair::Redis,
-                targets::HBASE => ProjectorPair::Hbase,
-                _ => continue,
-            };
-            board.bind_projector_pair(pair, target.pair.settings.clone());
+            board.bind_projector_pair(target.pair.id, target.pair.settings.clone());
         }
         self.control = Some(board);
         self

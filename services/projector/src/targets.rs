@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pricing_store::{Cluster, DualSettings, Inspect, RecordWriter};
+use pricing_store::{Cluster, DualSettings, Inspect, PairId, RecordWriter};
 use pricing_store_hbase::HbaseStore;
 use pricing_store_pairs::{Pair, hbase_pair, redis_pair};
 
@@ -10,8 +10,8 @@ use crate::config::ProjectorConfig;
 use crate::error::{ConfigError, ProjectorError};
 
 /// Pair names; clusters are `<pair>-a` and `<pair>-b` (`redis-b`, `hbase-a`).
-pub const REDIS: &str = "redis";
-pub const HBASE: &str = "hbase";
+pub const REDIS: &str = PairId::Redis.as_str();
+pub const HBASE: &str = PairId::Hbase.as_str();
 
 /// One cluster of a pair.
 pub struct ClusterTarget {

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::future::join_all;
 use pricing_record::{GoodsId, UnixMillis};
 use pricing_store::dual::SideWrite;
-use pricing_store::{RecordWriter, SharedRecord, StoreError, WriteReport};
+use pricing_store::{Limits, Meter, RecordWriter, SharedRecord, StoreError, StoreGuard, WriteReport};
 use pricing_store_sql::projector::RetryEntry;
 
 use crate::Projector;
@@ -234,12 +234,17 @@ impl Projector {
         }
     }
 
+    /// One write at one cluster through the store guard, as the pair's own
+    /// writes go: the cluster's write timeout and the pair's write metrics
+    /// (`pricing_dual_write_*{pair, cluster}`).
     async fn attempt(&self, pair: &PairTarget, cluster: &ClusterTarget, op: Op<'_>) -> Result<WriteReport, StoreError> {
-        let timeout = pair.settings().cluster(cluster.cluster).write_timeout;
-        match tokio::time::timeout(timeout, op.apply(&*cluster.writer)).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::timeout(&cluster.name)),
-        }
+        let limits = Limits::timeout(pair.settings().cluster(cluster.cluster).write_timeout);
+        let guard = StoreGuard::new(&cluster.name, Meter::PairWrite { pair: Arc::from(pair.pair.name.as_str()) });
+        let name = match op {
+            Op::Put(_) => "put",
+            Op::Remove(_) => "remove",
+        };
+        Ok(guard.call(name, limits, op.apply(&*cluster.writer)).await?)
     }
 
     /// In-process retries with a doubling pause, then the queue.

@@ -6,7 +6,8 @@
 //! reconciler (cells with their timestamps, a walk over the table with a
 //! scanner per step). `client` is its pool of synchronous Thrift connections run on
 //! `spawn_blocking`, with timeouts and error mapping to `StoreError` kinds.
-//! [`HbaseConfig`] says how to reach one cluster. [`server`] is the test
+//! [`HbaseConfig`] says how to reach one cluster. `server`, behind the
+//! `testsuite` feature (test support, off in production builds), is the test
 //! server speaking HBase's Thrift wire protocol over data in memory: Apache
 //! HBase cannot be installed on the project's machines, so every HBase path
 //! is tested against it (also as the `hbase-thrift-test-server` binary).
@@ -15,10 +16,12 @@
 mod client;
 mod config;
 mod inspect;
+#[cfg(feature = "testsuite")]
 pub mod server;
 mod store;
 
 pub use config::{ConfigError, HbaseConfig};
+#[cfg(feature = "testsuite")]
 pub use server::{HbaseTestServer, ServerConfig};
 pub use store::HbaseStore;
 

@@ -7,13 +7,16 @@
 //! [`redis_pair`] and [`hbase_pair`] build the [`Pair`]: a `DualStore` for
 //! reads, a `DualWriter` for versioned writes, and the `Live` settings cell
 //! the control config swaps, plus each cluster's own writer and raw reads
-//! (`Inspect`, for the reconciler). Cluster names are `<pair>-a` and `<pair>-b`.
+//! (`Inspect`, for the reconciler). A pair knows which it is ([`PairId`]); its
+//! name, in metrics and store names, is the id's spelling in production
+//! (`redis`, clusters `redis-a` and `redis-b`), another where tests need
+//! a second pair of the same kind that their metrics do not count.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_store::{DualSettings, DualStore, DualWriter, Inspect, Live, RecordStore, RecordWriter, live};
+use pricing_store::{DualSettings, DualStore, DualWriter, Inspect, Live, PairId, RecordStore, RecordWriter, live};
 use pricing_store_hbase::{HbaseConfig, HbaseStore, Transport};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use serde::Deserialize;
@@ -110,6 +113,9 @@ pub struct HbasePairConfig {
 
 /// A built pair.
 pub struct Pair {
+    /// Which pair this is: what servers and the control file match on.
+    pub id: PairId,
+    /// The name in metrics and errors; clusters are `<name>-a`, `<name>-b`.
     pub name: String,
     pub store: Arc<DualStore>,
     pub writer: Arc<DualWriter>,
@@ -164,13 +170,20 @@ impl HbaseClusterConfig {
     }
 }
 
-fn assemble<S: RecordStore + RecordWriter + Inspect>(name: &str, a: S, b: S, settings: DualSettings) -> Pair {
+fn assemble<S: RecordStore + RecordWriter + Inspect>(
+    id: PairId,
+    name: &str,
+    a: S,
+    b: S,
+    settings: DualSettings,
+) -> Pair {
     let (a, b) = (Arc::new(a), Arc::new(b));
     let settings = live(settings);
     let store = DualStore::new(name, Arc::clone(&a) as _, Arc::clone(&b) as _, Arc::clone(&settings));
     let writer = DualWriter::new(name, Arc::clone(&a) as _, Arc::clone(&b) as _, Arc::clone(&settings));
     let inspectors: [Arc<dyn Inspect>; 2] = [Arc::clone(&a) as _, Arc::clone(&b) as _];
     Pair {
+        id,
         name: name.to_owned(),
         store: Arc::new(store),
         writer: Arc::new(writer),
@@ -180,22 +193,24 @@ fn assemble<S: RecordStore + RecordWriter + Inspect>(name: &str, a: S, b: S, set
     }
 }
 
-/// Builds a Redis pair named `name` (clusters `<name>-a`, `<name>-b`). Needs
+/// Builds a Redis pair named `name` (clusters `<name>-a`, `<name>-b`);
+/// servers pass `PairId::Redis.as_str()`. Needs
 /// a tokio runtime; connects lazily, so a cluster that is down at start is
 /// only an error of the calls that reach it.
 pub fn redis_pair(name: &str, config: &RedisPairConfig) -> Result<Pair, PairError> {
     config.settings.validate().map_err(|e| config_error(name, e))?;
     let a = RedisStore::new(config.a.to_store_config(&format!("{name}-a"))).map_err(|e| config_error(name, e))?;
     let b = RedisStore::new(config.b.to_store_config(&format!("{name}-b"))).map_err(|e| config_error(name, e))?;
-    Ok(assemble(name, a, b, config.settings.clone()))
+    Ok(assemble(PairId::Redis, name, a, b, config.settings.clone()))
 }
 
-/// Builds an HBase pair named `name` (clusters `<name>-a`, `<name>-b`).
+/// Builds an HBase pair named `name` (clusters `<name>-a`, `<name>-b`);
+/// servers pass `PairId::Hbase.as_str()`.
 pub fn hbase_pair(name: &str, config: &HbasePairConfig) -> Result<Pair, PairError> {
     config.settings.validate().map_err(|e| config_error(name, e))?;
     let a = HbaseStore::new(config.a.to_store_config(&format!("{name}-a"))).map_err(|e| config_error(name, e))?;
     let b = HbaseStore::new(config.b.to_store_config(&format!("{name}-b"))).map_err(|e| config_error(name, e))?;
-    Ok(assemble(name, a, b, config.settings.clone()))
+    Ok(assemble(PairId::Hbase, name, a, b, config.settings.clone()))
 }
 
 #[cfg(test)]
@@ -234,13 +249,13 @@ mod tests {
         let redis: RedisPairConfig =
             toml::from_str("a = { urls = [\"redis://127.0.0.1:1/\"] }\nb = { urls = [\"redis://127.0.0.1:2/\"] }")
                 .unwrap();
-        let pair = redis_pair("redis", &redis).unwrap();
-        assert_eq!(pair.clusters[0].name(), "redis-a");
+        let pair = redis_pair(PairId::Redis.as_str(), &redis).unwrap();
+        assert_eq!((pair.id, pair.clusters[0].name()), (PairId::Redis, "redis-a"));
         assert_eq!(pair.inspectors[1].name(), "redis-b");
         let hbase: HbasePairConfig =
             toml::from_str("a = { addresses = [\"127.0.0.1:1\"] }\nb = { addresses = [\"127.0.0.1:2\"] }").unwrap();
-        let pair = hbase_pair("hbase", &hbase).unwrap();
-        assert_eq!(pair.clusters[1].name(), "hbase-b");
-        assert_eq!(pair.inspectors[0].name(), "hbase-a");
+        let pair = hbase_pair("seed-hbase", &hbase).unwrap();
+        assert_eq!((pair.id, pair.clusters[1].name()), (PairId::Hbase, "seed-hbase-b"));
+        assert_eq!(pair.inspectors[0].name(), "seed-hbase-a");
     }
 }
