@@ -1,6 +1,7 @@
 //! The detail, checkout and order path against real MariaDB and two real
 //! Redis servers: Redis first, MySQL behind it with write-back, the live
 //! switches, the list fallback, and MySQL failing fast instead of hanging.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -276,7 +277,7 @@ async fn checkout_and_order_on_mariadb_flag_a_price_change() {
     assert_eq!(allocations, ["2.25", "3.00", "3.75"]);
 
     // The preview wrote the records back to Redis; the price then changes in MySQL.
-    let now = pricing_detail::service::now_ms();
+    let now = pricing_record::Clock::system().now_ms();
     stack
         .sql
         .catalog()
@@ -321,7 +322,7 @@ async fn a_configured_memory_cache_answers_detail_reads_but_never_orders() {
 
     // MySQL changes: the cached detail read keeps its copy for its ttl, an
     // order reads MySQL (never the cache).
-    let now = pricing_detail::service::now_ms();
+    let now = pricing_record::Clock::system().now_ms();
     let activity =
         Activity::open(880_002, 50, ActivityKind::AmountOff, "10.00".parse().unwrap(), now - 1_000, now + 3_600_000);
     stack.sql.catalog().upsert_activity(&activity).await.unwrap();

@@ -4,6 +4,7 @@
 //! counters), not from the code under test.
 //!
 //! Every wait polls with a deadline; every load is bounded by a count.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

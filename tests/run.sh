@@ -9,6 +9,9 @@
 #   need Redis start their own redis-server processes (PRICING_TEST_REDIS_SERVER);
 # - installs Helm (PyPI helm-python-sdk) for the chart test, and stops when
 #   it cannot: a run that cannot check the chart is not a green run;
+# - without -p/--package: runs `cargo clippy --workspace --all-targets
+#   --locked -- -D warnings` (the workspace lints, docs/LINTS.md) and stops
+#   on a warning;
 # - runs `cargo test --workspace` (one build for every test binary);
 # - removes the database process and its data directory on every exit.
 set -euo pipefail
@@ -96,4 +99,18 @@ scope=(--workspace)
 for arg in "$@"; do
   case "$arg" in -p|--package|--package=*|-p*) scope=() ;; esac
 done
+# The full run first holds the workspace to its lints (docs/LINTS.md): clippy
+# builds in check mode, and a warning fails the run before any test starts.
+# With -p the caller is iterating on a few packages: that path stays fast.
+if [ ${#scope[@]} -gt 0 ]; then
+  if ! cargo clippy --version >/dev/null 2>&1; then
+    echo "tests/run.sh: cargo clippy is missing; install it (rustup component add clippy) and run again" >&2
+    exit 2
+  fi
+  echo "tests/run.sh: cargo clippy --workspace --all-targets --locked -- -D warnings" >&2
+  if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
+    echo "tests/run.sh: clippy found lint errors (above); fix them or allow the site with its reason (docs/LINTS.md)" >&2
+    exit 1
+  fi
+fi
 cargo test "${scope[@]}" --locked "$@"

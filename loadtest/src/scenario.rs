@@ -216,6 +216,7 @@ impl Scenario {
     }
 
     /// The built-in default: the normal-day scenario file.
+    #[expect(clippy::expect_used, reason = "the bundled file is fixed at build time and parsed by a unit test")]
     pub fn normal_day() -> Scenario {
         Scenario::from_toml(include_str!("../scenarios/normal-day.toml"))
             .expect("the bundled normal-day scenario is valid")

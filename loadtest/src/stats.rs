@@ -68,6 +68,7 @@ pub fn code_name(code: Code) -> &'static str {
 }
 
 /// An empty latency histogram in microseconds.
+#[expect(clippy::expect_used, reason = "1..=MAX_LATENCY_US with 3 significant figures are valid bounds")]
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
 }
@@ -125,12 +126,15 @@ impl RpcStats {
             *mine += theirs;
         }
         // Same bounds on both sides, so adding cannot fail.
+        #[expect(clippy::expect_used, reason = "all made by histogram(): same bounds, add() cannot fail")]
         self.all.add(&other.all).expect("histograms share bounds");
+        #[expect(clippy::expect_used, reason = "all made by histogram(): same bounds, add() cannot fail")]
         self.ok.add(&other.ok).expect("histograms share bounds");
         for (mine, theirs) in
             [(&mut self.by_code, &other.by_code), (&mut self.by_code_from_send, &other.by_code_from_send)]
         {
             for (code, h) in theirs {
+                #[expect(clippy::expect_used, reason = "all made by histogram(): same bounds, add() cannot fail")]
                 mine.entry(*code).or_insert_with(histogram).add(h).expect("histograms share bounds");
             }
         }
@@ -238,6 +242,7 @@ impl Recorder {
             self.timeline_not_ok.resize(other.timeline.len(), 0);
         }
         for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
+            #[expect(clippy::expect_used, reason = "all made by histogram(): same bounds, add() cannot fail")]
             mine.add(theirs).expect("histograms share bounds");
         }
         for (mine, theirs) in self.timeline_not_ok.iter_mut().zip(&other.timeline_not_ok) {
@@ -254,6 +259,7 @@ impl Recorder {
         let mut merged = histogram();
         let mut not_ok = 0;
         for (second, h) in self.timeline.iter().enumerate().filter(|(s, _)| (from..to).contains(s)) {
+            #[expect(clippy::expect_used, reason = "all made by histogram(): same bounds, add() cannot fail")]
             merged.add(h).expect("histograms share bounds");
             not_ok += self.timeline_not_ok.get(second).copied().unwrap_or(0);
         }

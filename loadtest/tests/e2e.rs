@@ -1,6 +1,7 @@
 //! The driver library against a tiny in-process tonic server with canned
 //! replies (some of them errors): every call is counted once, under the
 //! status the server actually returned, and the counts add up.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,6 +2,7 @@
 //! every data field is a field of the request message (by its proto3 JSON
 //! name, as ghz reads it) with a value of the right kind, and every goods
 //! id exists in the demo catalogue (live; on sale for order lines).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};

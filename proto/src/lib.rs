@@ -5,8 +5,12 @@
 //! (compiled by protox at build time, no system protoc); [`money`] formats and
 //! parses decimal strings; [`codec`] turns undecodable requests into
 //! INVALID_ARGUMENT; [`validate`] checks requests and names the field
-//! at fault; [`error`] turns every failure into a gRPC status in one place.
+//! at fault; [`error`] turns every failure into a gRPC status in one place;
+//! [`convert`] is every engine -> wire mapping (prices, activity offers,
+//! order pricing, the promotion enums).
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 pub mod codec;
 pub mod convert;

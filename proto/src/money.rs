@@ -1,46 +1,25 @@
 //! Money on the wire: decimal strings with exactly 2 places ("12.30"), never floats.
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use pricing_record::Fen;
+use rust_decimal::Decimal;
 
 /// Places of CNY on the wire.
 pub const WIRE_SCALE: u32 = 2;
 
 /// Formats an amount with exactly 2 decimal places. Amounts reaching the wire
-/// are already rounded to the fen by the engine; rounding here (half-up) only
-/// pads or guards and never changes a correctly rounded amount.
+/// are already whole fen (the engine's); rounding here (pricing-record's one
+/// rule, half-up, through [`Fen::round`]) only pads or guards and never
+/// changes a correctly rounded amount. Every decimal has a text: `Fen` holds
+/// an `i128`, wider than any decimal in fen.
 ///
 /// Written from the amount in fen rather than through `Decimal`'s `Display`:
 /// the list server formats three amounts per goods, and `Display` was 8% of
 /// its CPU at peak. The text is the same, except that a negative zero is "0.00".
 pub fn to_wire(amount: Decimal) -> String {
     use std::fmt::Write as _;
-    let fen = match amount.scale() {
-        // The engine's amounts: already whole fen, no rounding to do.
-        scale @ 0..=WIRE_SCALE => amount.mantissa() * 10i128.pow(WIRE_SCALE - scale),
-        _ => {
-            let mut d = amount.round_dp_with_strategy(WIRE_SCALE, RoundingStrategy::MidpointAwayFromZero);
-            d.rescale(WIRE_SCALE);
-            if d.scale() != WIRE_SCALE {
-                // Beyond 26 integer digits no 2 places fit; never a price.
-                return d.to_string();
-            }
-            d.mantissa()
-        }
-    };
-    let (units, cents) = (fen.unsigned_abs() / 100, (fen.unsigned_abs() % 100) as u8);
     let mut text = String::with_capacity(24);
-    if fen < 0 {
-        text.push('-');
-    }
-    // Writing to a String cannot fail. Through u64 when it fits: std formats
-    // u64 with a faster routine than u128.
-    let _ = match u64::try_from(units) {
-        Ok(units) => write!(text, "{units}"),
-        Err(_) => write!(text, "{units}"),
-    };
-    text.push('.');
-    text.push(char::from(b'0' + cents / 10));
-    text.push(char::from(b'0' + cents % 10));
+    // Writing to a String cannot fail.
+    let _ = write!(text, "{}", Fen::round(amount));
     text
 }
 
@@ -73,7 +52,10 @@ pub fn from_wire(s: &str) -> Result<Decimal, MoneyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::inconsistent_digit_grouping, reason = "amounts in fen are written yuan_fen: 1_234_56 is 1234.56")]
 mod tests {
+    use rust_decimal::RoundingStrategy;
+
     use super::*;
 
     #[test]

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use pricing_engine::best_price;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
@@ -49,8 +49,9 @@ pub fn engine_context() -> pricing_engine::CallerContext {
     }
 }
 
+/// "Now" as the servers under test read it (their default, the system clock).
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    pricing_record::Clock::system().now_ms()
 }
 
 /// Goods with a mix of activities (none, a discount, an amount off beaten

@@ -136,16 +136,12 @@ fn original_fen(record: &GoodsRecord) -> Result<i128, PricingError> {
         return Err(PricingError::Deleted { goods_id: record.goods_id });
     }
     record.validate().map_err(|source| PricingError::InvalidRecord { goods_id: record.goods_id, source })?;
-    money::to_fen_bounded(record.base_price).map_err(|problem| match problem {
+    money::fen_bounded(record.base_price).map_err(|problem| match problem {
         MoneyError::TooLarge(value) => PricingError::BasePriceTooLarge { goods_id: record.goods_id, value },
-        // validate() already rejected these; kept typed rather than unreachable!().
-        MoneyError::Scale(value) => PricingError::InvalidRecord {
+        // validate() already rejected the others; kept typed rather than unreachable!().
+        problem => PricingError::InvalidRecord {
             goods_id: record.goods_id,
-            source: InvalidRecord::Scale { field: "base_price", value },
-        },
-        MoneyError::Negative(value) => PricingError::InvalidRecord {
-            goods_id: record.goods_id,
-            source: InvalidRecord::Negative { field: "base_price", value },
+            source: InvalidRecord::money("base_price", problem),
         },
     })
 }
@@ -215,7 +211,7 @@ fn evaluate(activity: &Activity, goods_id: GoodsId, ctx: &CallerContext, now: Un
     if let Err(reason) = check(activity, goods_id, ctx, now) {
         return Evaluated::Dropped(reason, None);
     }
-    let value_fen = match money::to_fen(activity.value) {
+    let value_fen = match money::fen(activity.value) {
         Ok(fen) => fen,
         // Activity::validate checks scale and sign; kept typed all the same.
         Err(_) => {
@@ -231,7 +227,7 @@ fn evaluate(activity: &Activity, goods_id: GoodsId, ctx: &CallerContext, now: Un
 }
 
 fn to_decimal(fen: i128) -> Result<Decimal, PricingError> {
-    money::from_fen(fen).ok_or(PricingError::Overflow)
+    money::decimal(fen).ok_or(PricingError::Overflow)
 }
 
 /// The best unit price of `record` for `ctx` at `now`: the hot path of the
@@ -275,7 +271,7 @@ pub fn best_price(
                 activity_id: activity.id,
                 kind: activity.kind,
                 outcome,
-                price: price.and_then(money::from_fen),
+                price: price.and_then(money::decimal),
             });
         }
     }

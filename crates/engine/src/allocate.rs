@@ -42,17 +42,17 @@ pub enum RemainderRule {
 /// never silently shrunk here; [`crate::price_cart`] caps a promotion at its
 /// eligible total before it allocates).
 pub fn allocate(discount: Decimal, amounts: &[Decimal], rule: RemainderRule) -> Result<Vec<Decimal>, AllocationError> {
-    let discount = money::to_fen(discount).map_err(AllocationError::Discount)?;
+    let discount = money::fen(discount).map_err(AllocationError::Discount)?;
     let amounts = amounts
         .iter()
         .enumerate()
         .map(|(index, &amount)| {
-            money::to_fen_bounded(amount).map_err(|problem| AllocationError::Amount { index, problem })
+            money::fen_bounded(amount).map_err(|problem| AllocationError::Amount { index, problem })
         })
         .collect::<Result<Vec<i128>, _>>()?;
     let mut shares = Vec::with_capacity(amounts.len());
     allocate_fen(discount, &amounts, rule, &mut shares)?;
-    shares.into_iter().map(|share| money::from_fen(share).ok_or(AllocationError::Overflow)).collect()
+    shares.into_iter().map(|share| money::decimal(share).ok_or(AllocationError::Overflow)).collect()
 }
 
 /// [`allocate`] in fen, into `shares` (cleared first, so that the cart can
@@ -67,7 +67,7 @@ pub(crate) fn allocate_fen(
     shares.clear();
     let total = amounts.iter().try_fold(0i128, |sum, &a| sum.checked_add(a)).ok_or(AllocationError::Overflow)?;
     if discount > total {
-        let to_decimal = |fen| money::from_fen(fen).ok_or(AllocationError::Overflow);
+        let to_decimal = |fen| money::decimal(fen).ok_or(AllocationError::Overflow);
         return Err(AllocationError::DiscountAboveTotal { discount: to_decimal(discount)?, total: to_decimal(total)? });
     }
     if discount == 0 {

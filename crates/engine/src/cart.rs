@@ -44,7 +44,7 @@ pub enum PromotionKind {
 }
 
 impl PromotionKind {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             PromotionKind::ThresholdAmountOff => "threshold_amount_off",
             PromotionKind::ThresholdPercentOff => "threshold_percent_off",
@@ -305,10 +305,7 @@ impl Live<'_> {
 /// would cost an allocation per promotion per cart; [`validate`] has already
 /// checked every tier, so nothing is skipped.
 fn tiers_fen(promotion: &Promotion) -> impl Iterator<Item = (i128, i128)> + '_ {
-    promotion
-        .tiers
-        .iter()
-        .filter_map(|tier| Some((money::to_fen(tier.threshold).ok()?, money::to_fen(tier.value).ok()?)))
+    promotion.tiers.iter().filter_map(|tier| Some((money::fen(tier.threshold).ok()?, money::fen(tier.value).ok()?)))
 }
 
 /// Checks a promotion's data: kind matches its list, window, tiers.
@@ -326,10 +323,9 @@ fn validate(promotion: &Promotion, as_coupon: bool) -> Result<(), PromotionProbl
         return Err(PromotionProblem::CouponTiers(promotion.tiers.len()));
     }
     promotion.tiers.iter().try_for_each(|tier| {
-        money::to_fen(tier.threshold)
-            .map_err(|problem| PromotionProblem::Money { field: "tier.threshold", problem })?;
+        money::fen(tier.threshold).map_err(|problem| PromotionProblem::Money { field: "tier.threshold", problem })?;
         let value =
-            money::to_fen(tier.value).map_err(|problem| PromotionProblem::Money { field: "tier.value", problem })?;
+            money::fen(tier.value).map_err(|problem| PromotionProblem::Money { field: "tier.value", problem })?;
         match promotion.kind {
             PromotionKind::ThresholdPercentOff if value <= 0 || value >= 100 * FEN_PER_YUAN => {
                 Err(PromotionProblem::PercentOutOfRange(tier.value))
@@ -362,7 +358,7 @@ pub fn price_cart(
         .iter()
         .enumerate()
         .map(|(index, line)| {
-            money::to_fen_bounded(line.amount).map_err(|problem| PricingError::InvalidLineAmount { index, problem })
+            money::fen_bounded(line.amount).map_err(|problem| PricingError::InvalidLineAmount { index, problem })
         })
         .collect::<Result<Vec<i128>, _>>()?;
     let mut current = amounts.clone();
@@ -495,5 +491,5 @@ pub fn price_cart(
 }
 
 fn to_decimal(fen: i128) -> Result<Decimal, PricingError> {
-    money::from_fen(fen).ok_or(PricingError::Overflow)
+    money::decimal(fen).ok_or(PricingError::Overflow)
 }

@@ -6,8 +6,9 @@
 //! candidate ([`DropReason`] labels feed the price-process metrics);
 //! [`cart`] stacks order-level promotions and coupons ([`price_cart`]);
 //! [`allocate`](mod@allocate) shares a discount over lines to the exact fen;
-//! [`refund`] reads one line's paid amount back; [`money`] turns decimals
-//! into integer fen and holds the one rounding rule.
+//! [`refund`] reads one line's paid amount back; [`money`] is the integer fen
+//! the engine computes in (through pricing-record's `Fen`, which owns the
+//! decimal <-> fen conversion and the one rounding rule).
 //!
 //! The engine is pure: no IO, no async, no clock (callers pass `now`), no
 //! global state. Amounts are [`rust_decimal::Decimal`] with 2 places at the
@@ -20,6 +21,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
+#![deny(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
 
 pub mod activity;
 pub mod allocate;

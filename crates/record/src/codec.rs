@@ -21,12 +21,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use crate::error::{DecodeError, InvalidRecord};
-use crate::model::{
-    Activity, ActivityKind, ActivityStatus, Channels, GoodsId, GoodsRecord, GoodsStatus, MONEY_SCALE, check_money,
-};
+use crate::model::{Activity, ActivityKind, ActivityStatus, Channels, GoodsId, GoodsRecord, GoodsStatus};
+use crate::money::Fen;
 
 const FORMAT_PLAIN: u8 = 0x01;
 const FORMAT_LZ4: u8 = 0x02;
@@ -104,6 +102,7 @@ pub fn encode(record: &GoodsRecord) -> Result<Bytes, InvalidRecord> {
     let mut plain = BytesMut::with_capacity(len + HEADER_LEN);
     plain.put_u8(FORMAT_PLAIN);
     plain.put_u64(record.version);
+    #[expect(clippy::expect_used, reason = "encoding fails only on a full buffer, and BytesMut grows as needed")]
     pb.encode(&mut plain).expect("BytesMut grows as needed");
     if len <= COMPRESS_ABOVE {
         return Ok(plain.freeze());
@@ -164,22 +163,22 @@ pub fn peek_version(bytes: &[u8]) -> Result<u64, DecodeError> {
         None => Err(DecodeError::Empty),
         Some(&(FORMAT_PLAIN | FORMAT_LZ4)) => bytes
             .get(1..HEADER_LEN)
-            .map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes")))
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map(u64::from_be_bytes)
             .ok_or(DecodeError::Truncated),
         Some(&other) => Err(DecodeError::UnknownFormat(other)),
     }
 }
 
 fn to_centi(field: &'static str, value: Decimal) -> Result<i64, InvalidRecord> {
-    check_money(field, value)?;
-    (value * Decimal::ONE_HUNDRED).trunc().to_i64().ok_or(InvalidRecord::Scale { field, value })
+    Fen::from_amount(value).and_then(Fen::to_i64).map_err(|error| InvalidRecord::money(field, error))
 }
 
 fn from_centi(centi: i64) -> Result<Decimal, DecodeError> {
     if centi < 0 {
         return Err(DecodeError::Amount(centi));
     }
-    Ok(Decimal::new(centi, MONEY_SCALE))
+    Fen::from(centi).to_decimal().map_err(|_| DecodeError::Amount(centi))
 }
 
 fn to_pb(record: &GoodsRecord) -> Result<RecordPb, InvalidRecord> {

@@ -1,6 +1,7 @@
 use rust_decimal::Decimal;
 
 use crate::model::ActivityKind;
+use crate::money::MoneyError;
 
 /// Why a record (or one of its activities) is not valid source data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,6 +14,8 @@ pub enum InvalidRecord {
     Scale { field: &'static str, value: Decimal },
     #[error("{field} = {value} is negative")]
     Negative { field: &'static str, value: Decimal },
+    #[error("{field}: {error}")]
+    Money { field: &'static str, error: MoneyError },
     #[error("{field} = {value} must be above zero")]
     NonPositive { field: &'static str, value: Decimal },
     #[error("currency {0:?} is not an ISO 4217 code")]
@@ -27,6 +30,17 @@ pub enum InvalidRecord {
     ActivityValue { activity_id: u64, kind: ActivityKind, value: Decimal },
     #[error("unknown channel bits {0:#x}")]
     UnknownChannelBits(u8),
+}
+
+impl InvalidRecord {
+    /// A [`MoneyError`] of `field`: scale and sign keep their own variants.
+    pub fn money(field: &'static str, error: MoneyError) -> InvalidRecord {
+        match error {
+            MoneyError::Scale(value) => InvalidRecord::Scale { field, value },
+            MoneyError::Negative(value) => InvalidRecord::Negative { field, value },
+            error => InvalidRecord::Money { field, error },
+        }
+    }
 }
 
 /// Why stored bytes could not be decoded into a record. Every variant means

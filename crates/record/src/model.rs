@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 
 use crate::error::InvalidRecord;
+use crate::money::Fen;
 
 /// A goods id. Ids are positive; 0 is never a valid goods.
 pub type GoodsId = u64;
@@ -271,12 +272,7 @@ impl Activity {
 
 /// Amounts in source data carry at most [`MONEY_SCALE`] decimal places and
 /// are not negative.
+/// (The rule of [`Fen::from_amount`], with the field named.)
 pub fn check_money(field: &'static str, value: Decimal) -> Result<(), InvalidRecord> {
-    if value.normalize().scale() > MONEY_SCALE {
-        return Err(InvalidRecord::Scale { field, value });
-    }
-    if value.is_sign_negative() && !value.is_zero() {
-        return Err(InvalidRecord::Negative { field, value });
-    }
-    Ok(())
+    Fen::from_amount(value).map(drop).map_err(|error| InvalidRecord::money(field, error))
 }

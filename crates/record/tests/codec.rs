@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 use pricing_record::*;
 use proptest::prelude::*;
 use rust_decimal::Decimal;

@@ -4,6 +4,7 @@
 //! calls [`check_reads`]; a writable store also runs [`check_versioned_writes`],
 //! and a store with raw reads [`check_inspection`] ([`walk_all`] walks one
 //! whole). The functions panic with a message naming the store and the rule broken.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test tooling: a panic fails the test")]
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;

@@ -282,9 +282,9 @@ impl DualStore {
         &self.settings
     }
 
+    #[expect(clippy::expect_used, reason = "`new` builds every side's guard with a breaker")]
     pub fn breaker(&self, cluster: Cluster) -> &Breaker {
         let guard = &self.sides[cluster.index()].guard;
-        // Cannot fail: `new` builds every side's guard with a breaker.
         guard.breaker().expect("every side's guard is built with a breaker (DualStore::new)")
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use pricing_record::GoodsId;
@@ -24,7 +24,13 @@ impl MemoryStore {
 
     pub fn with_records(name: impl Into<String>, records: impl IntoIterator<Item = SharedRecord>) -> MemoryStore {
         let store = MemoryStore::new(name);
-        store.records.write().unwrap().extend(records.into_iter().map(|r| (r.goods_id, r)));
+        // The map is whole after every insert and remove: a poisoned lock (a
+        // panic elsewhere while holding it) is taken over, not spread.
+        store
+            .records
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(records.into_iter().map(|r| (r.goods_id, r)));
         store
     }
 
@@ -34,7 +40,7 @@ impl MemoryStore {
     }
 
     pub fn len(&self) -> usize {
-        self.records.read().unwrap().len()
+        self.records.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -42,7 +48,7 @@ impl MemoryStore {
     }
 
     pub fn get(&self, id: GoodsId) -> Option<SharedRecord> {
-        self.records.read().unwrap().get(&id).cloned()
+        self.records.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
     }
 }
 
@@ -57,7 +63,7 @@ impl RecordStore for MemoryStore {
             return Ok(Vec::new());
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let map = self.records.read().unwrap();
+        let map = self.records.read().unwrap_or_else(PoisonError::into_inner);
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         Ok(ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| map.get(id).cloned()).collect())
     }
@@ -70,7 +76,7 @@ impl RecordWriter for MemoryStore {
     }
 
     async fn put(&self, records: &[SharedRecord]) -> Result<WriteReport, StoreError> {
-        let mut map = self.records.write().unwrap();
+        let mut map = self.records.write().unwrap_or_else(PoisonError::into_inner);
         let mut report = WriteReport::default();
         for record in records {
             match map.get(&record.goods_id) {
@@ -85,7 +91,7 @@ impl RecordWriter for MemoryStore {
     }
 
     async fn remove(&self, ids: &[GoodsId]) -> Result<(), StoreError> {
-        let mut map = self.records.write().unwrap();
+        let mut map = self.records.write().unwrap_or_else(PoisonError::into_inner);
         for id in ids {
             map.remove(id);
         }

@@ -30,6 +30,7 @@ pub async fn serve_metrics(listener: TcpListener, admin: Option<AdminView>, shut
             },
         };
         let admin = admin.clone();
+        #[expect(clippy::expect_used, reason = "the responses have static, valid status and header values")]
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let admin = admin.clone();
             async move {

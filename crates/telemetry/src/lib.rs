@@ -58,6 +58,7 @@ pub fn init_logs(filter: &str, format: LogFormat) {
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
+        #[expect(clippy::expect_used, reason = "LATENCY_BUCKETS is a non-empty constant")]
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
             .expect("buckets are not empty")
@@ -67,15 +68,17 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // this handle renders only what it records, which is still correct.
         let _ = metrics::set_global_recorder(recorder);
         let upkeep = handle.clone();
-        std::thread::Builder::new()
-            .name("metrics-upkeep".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(Duration::from_secs(5));
-                    upkeep.run_upkeep();
-                }
-            })
-            .expect("spawn metrics upkeep thread");
+        let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        });
+        if let Err(error) = spawned {
+            // Every scrape (render) drains the histograms too: only the
+            // samples held between scrapes grow.
+            tracing::error!(%error, "cannot start the metrics upkeep thread; histograms are drained by scrapes only");
+        }
         handle
     })
 }

@@ -8,6 +8,7 @@
 //! fresh database on the throwaway MariaDB that `tests/run.sh` starts;
 //! [`proxy`] puts a TCP proxy in front of a real server to refuse,
 //! black-hole or delay its traffic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test tooling: a panic fails the test")]
 
 pub mod mysql;
 pub mod net;

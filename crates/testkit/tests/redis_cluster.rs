@@ -3,6 +3,7 @@
 //! promoted and serves its keys, the killed node rejoins as that replica's
 //! replica, slots move with a reshard, and the counters count.
 //! Run through `bash tests/run.sh -p pricing-testkit`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use pricing_testkit::redis_cluster::{ClusterOptions, RedisCluster, key_slot};
 

@@ -1,5 +1,6 @@
 //! Cost per call of the protection stack and the request-level checks.
 //! Run: cargo bench -p pricing-traffic --bench protection
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::convert::Infallible;
 use std::hint::black_box;

@@ -10,6 +10,7 @@
 //! pricing-demo's for this one, pricectl's for services/pricectl/tests, so
 //! both sit in target/<profile>/ when the two packages are tested together
 //! (`cargo test --workspace`, as tests/run.sh runs it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pricing_engine::RemainderRule;
+use pricing_record::Clock;
 use pricing_store::{BreakerSettings, CacheSettings};
 use pricing_store_pairs::RedisPairConfig;
 use pricing_store_sql::source::SourceSettings;
@@ -37,6 +38,10 @@ pub struct DetailConfig {
     /// The list server GetGoodsPrice falls back to when the switch says so.
     #[serde(default)]
     pub list_fallback: Option<ListFallbackSettings>,
+    /// "Now" for every price: not in the file; the system clock unless the
+    /// embedding code (a test) sets another.
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -113,6 +118,7 @@ impl Default for DetailConfig {
             mysql_breaker: BreakerSettings::default(),
             cache: None,
             list_fallback: None,
+            clock: Clock::system(),
         }
     }
 }

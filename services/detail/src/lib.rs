@@ -7,6 +7,7 @@
 //! applies cart promotions and allocates them; [`serve`] runs the gRPC server
 //! with health, reflection and metrics until shutdown, then drains.
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 
 pub mod config;
 pub mod quote;
@@ -99,14 +100,17 @@ pub async fn serve_with_sources(
         .as_ref()
         .map(|l| service::ListFallback::connect_lazy(&l.address, Duration::from_millis(l.timeout_ms)))
         .transpose()?;
-    let service = DetailPricingServer::new(DetailService::new(
-        sources,
-        board.clone(),
-        quote::QuoteSigner::new(&secret),
-        checkout.quote_ttl_ms,
-        checkout.remainder_rule.into(),
-        list,
-    ));
+    let service = DetailPricingServer::new(
+        DetailService::new(
+            sources,
+            board.clone(),
+            quote::QuoteSigner::new(&secret),
+            checkout.quote_ttl_ms,
+            checkout.remainder_rule.into(),
+            list,
+        )
+        .with_clock(config.clock.clone()),
+    );
     let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
     pricing_traffic::serve_guarded(listener, &config.server, descriptors, &board, service, shutdown).await
 }

@@ -11,8 +11,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use pricing_record::{Fen, MoneyError};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use sha2::Sha256;
 
 const FORMAT: u8 = 1;
@@ -32,13 +32,17 @@ pub struct QuotedLine {
 }
 
 impl QuotedLine {
-    pub fn new(goods_id: u64, quantity: u32, amount: Decimal, payable: Decimal) -> QuotedLine {
-        QuotedLine { goods_id, quantity, amount_fen: fen(amount), payable_fen: fen(payable) }
+    /// Amounts are rounded to the fen by the one rule (half-up; the engine's
+    /// amounts are whole fen already). An amount beyond 64 bits of fen is an
+    /// error, never a saturated quote.
+    pub fn new(goods_id: u64, quantity: u32, amount: Decimal, payable: Decimal) -> Result<QuotedLine, MoneyError> {
+        Ok(QuotedLine {
+            goods_id,
+            quantity,
+            amount_fen: Fen::round(amount).to_i64()?,
+            payable_fen: Fen::round(payable).to_i64()?,
+        })
     }
-}
-
-fn fen(amount: Decimal) -> i64 {
-    (amount * Decimal::ONE_HUNDRED).round().to_i64().unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +73,7 @@ impl QuoteSigner {
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; TAG_LEN] {
+        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(payload);
         let full = mac.finalize().into_bytes();
@@ -101,18 +106,22 @@ impl QuoteSigner {
             return Err(QuoteError::Malformed);
         }
         let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(payload);
         mac.verify_truncated_left(tag).map_err(|_| QuoteError::Signature)?;
         if payload[0] != FORMAT {
             return Err(QuoteError::Malformed);
         }
+        #[expect(clippy::expect_used, reason = "payload holds at least HEAD_LEN bytes (checked above)")]
         let expires_ms = i64::from_be_bytes(payload[1..9].try_into().expect("8 bytes"));
+        #[expect(clippy::expect_used, reason = "payload holds at least HEAD_LEN bytes (checked above)")]
         let n = u16::from_be_bytes(payload[9..11].try_into().expect("2 bytes")) as usize;
         let body = &payload[HEAD_LEN..];
         if body.len() != n * LINE_LEN {
             return Err(QuoteError::Malformed);
         }
+        #[expect(clippy::expect_used, reason = "chunks_exact gives slices of exactly LINE_LEN bytes")]
         let lines = body
             .chunks_exact(LINE_LEN)
             .map(|c| QuotedLine {
@@ -145,6 +154,20 @@ mod tests {
         let signer = QuoteSigner::new(b"secret");
         let id = signer.sign(&quote());
         assert_eq!(signer.verify(&id), Ok(quote()));
+    }
+
+    #[test]
+    fn lines_are_whole_fen_rounded_half_up_and_never_saturated() {
+        let line = QuotedLine::new(1, 2, Decimal::new(30_00, 2), Decimal::new(27_75, 2)).unwrap();
+        assert_eq!((line.amount_fen, line.payable_fen), (3000, 2775));
+        // Half-up, as everywhere (this module rounded half-even before).
+        let half = QuotedLine::new(1, 1, Decimal::new(1_005, 3), Decimal::new(1_025, 3)).unwrap();
+        assert_eq!((half.amount_fen, half.payable_fen), (101, 103));
+        let beyond = Decimal::from(i64::MAX);
+        assert!(
+            matches!(QuotedLine::new(1, 1, beyond, Decimal::ONE), Err(MoneyError::OutOfRange { .. })),
+            "an amount beyond 64 bits of fen is an error, not i64::MAX"
+        );
     }
 
     #[test]

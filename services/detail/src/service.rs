@@ -4,19 +4,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pricing_engine::{
-    CallerContext, CartLine, CartPricing, LineQuote, Outcome, RemainderRule, best_price, price_cart, price_units,
+    CallerContext, CartLine, CartPricing, LineQuote, RemainderRule, best_price, price_cart, price_units,
 };
-use pricing_proto::money::to_wire;
 use pricing_proto::v1::detail_pricing_server::DetailPricing;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_proto::v1::{
-    self, ActivityOffer, GetGoodsPriceRequest, GetGoodsPriceResponse, OrderPricing, PreviewOrderRequest,
-    PriceOrderRequest,
+    self, GetGoodsPriceRequest, GetGoodsPriceResponse, OrderPricing, PreviewOrderRequest, PriceOrderRequest,
 };
 use pricing_proto::validate::{self, Context, Line};
 use pricing_proto::{ApiError, convert};
-use pricing_record::GoodsStatus;
-use rust_decimal::Decimal;
+use pricing_record::{Clock, GoodsStatus};
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -36,6 +33,8 @@ pub struct DetailService {
     quote_ttl_ms: i64,
     rule: RemainderRule,
     list: Option<ListFallback>,
+    /// "Now" for every price and quote expiry.
+    clock: Clock,
 }
 
 /// The list server, the detail page's emergency dependency (seed 004).
@@ -76,7 +75,14 @@ impl DetailService {
             quote_ttl_ms: i64::try_from(quote_ttl_ms).unwrap_or(i64::MAX),
             rule,
             list,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same service reading "now" from `clock` (tests drive time).
+    pub fn with_clock(mut self, clock: Clock) -> DetailService {
+        self.clock = clock;
+        self
     }
 
     /// Hot-key check and the call's route: its canary variant and the
@@ -131,11 +137,6 @@ impl DetailService {
     }
 }
 
-/// Milliseconds since the Unix epoch: the instant activities are evaluated at.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 fn internal(what: &str, error: impl std::fmt::Display) -> ApiError {
     metrics::counter!("pricing_unpriceable_total", "path" => "detail").increment(1);
     pricing_store::throttled!(|suppressed| tracing::error!(%error, what, suppressed, "cannot price"));
@@ -180,7 +181,7 @@ impl DetailService {
         let ids: Vec<u64> = lines.iter().map(|l| l.goods_id).collect();
         let records = self.sources.records(&ids, freshness, route.bypass, deadline).await?;
         let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut priced = Vec::with_capacity(lines.len());
         let mut trace = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -217,98 +218,21 @@ impl DetailService {
         Ok(OrderResult { lines: priced, cart, unknown_coupons, trace })
     }
 
-    fn reply(&self, result: OrderResult, now: i64) -> (OrderPricing, Quote) {
+    /// The wire reply and the quote it signs.
+    fn reply(&self, result: OrderResult, now: i64) -> Result<(OrderPricing, Quote), ApiError> {
         let OrderResult { lines, cart, unknown_coupons, trace } = result;
-        let mut original_total = Decimal::ZERO;
-        let mut quoted = Vec::with_capacity(lines.len());
-        let out_lines = lines
+        let mut reply =
+            convert::order_pricing(&lines, &cart, &unknown_coupons, trace).map_err(|e| internal("order", e))?;
+        let quoted = lines
             .iter()
             .zip(&cart.lines)
-            .map(|((line, q), priced)| {
-                original_total += q.unit_original * Decimal::from(q.quantity);
-                quoted.push(QuotedLine::new(line.goods_id, line.quantity, q.amount, priced.payable));
-                v1::OrderLine {
-                    goods_id: line.goods_id,
-                    quantity: line.quantity,
-                    unit_original_price: to_wire(q.unit_original),
-                    unit_activity_price: to_wire(q.segments.first().map_or(q.unit_original, |s| s.unit_price)),
-                    segments: q
-                        .segments
-                        .iter()
-                        .map(|s| v1::PriceSegment {
-                            quantity: s.quantity,
-                            unit_price: to_wire(s.unit_price),
-                            activity_id: s.activity_id.unwrap_or(0),
-                        })
-                        .collect(),
-                    amount: to_wire(q.amount),
-                    allocations: priced
-                        .allocations
-                        .iter()
-                        .map(|a| v1::Allocation {
-                            promotion_id: a.promotion_id,
-                            kind: promotion_kind(a.kind) as i32,
-                            amount: to_wire(a.amount),
-                        })
-                        .collect(),
-                    payable: to_wire(priced.payable),
-                    price_changed: false,
-                    store_id: q.store_id,
-                }
-            })
-            .collect();
-        let mut unused_coupon_ids = Vec::new();
-        let mut coupon_reasons = Vec::new();
-        for id in unknown_coupons {
-            unused_coupon_ids.push(id);
-            coupon_reasons.push("not_found".to_owned());
-        }
-        for unused in cart.unused_coupons() {
-            unused_coupon_ids.push(unused.id);
-            coupon_reasons.push(unused.reason.as_str().to_owned());
-        }
+            .map(|((line, q), priced)| QuotedLine::new(line.goods_id, line.quantity, q.amount, priced.payable))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| internal("quote", e))?;
         let quote = Quote { expires_ms: now.saturating_add(self.quote_ttl_ms), lines: quoted };
-        let reply = OrderPricing {
-            lines: out_lines,
-            promotions: cart
-                .applied
-                .iter()
-                .map(|p| v1::AppliedPromotion {
-                    id: p.id,
-                    kind: promotion_kind(p.kind) as i32,
-                    scope: match p.scope {
-                        pricing_engine::Scope::Store(_) => v1::PromotionScope::Store,
-                        pricing_engine::Scope::Platform => v1::PromotionScope::Platform,
-                    } as i32,
-                    store_id: match p.scope {
-                        pricing_engine::Scope::Store(id) => id,
-                        pricing_engine::Scope::Platform => 0,
-                    },
-                    discount: to_wire(p.discount),
-                    description: p.description.clone(),
-                })
-                .collect(),
-            currency: "CNY".into(),
-            original_total: to_wire(original_total),
-            amount_total: to_wire(cart.amount_total),
-            discount_total: to_wire(cart.discount_total),
-            payable_total: to_wire(cart.payable_total),
-            quote_id: self.signer.sign(&quote),
-            quote_expires_unix_ms: quote.expires_ms,
-            unused_coupon_ids,
-            coupon_reasons,
-            trace,
-            payable_changed: false,
-        };
-        (reply, quote)
-    }
-}
-
-fn promotion_kind(kind: pricing_engine::PromotionKind) -> v1::PromotionKind {
-    match kind {
-        pricing_engine::PromotionKind::ThresholdAmountOff => v1::PromotionKind::ThresholdAmountOff,
-        pricing_engine::PromotionKind::ThresholdPercentOff => v1::PromotionKind::ThresholdPercentOff,
-        pricing_engine::PromotionKind::Coupon => v1::PromotionKind::Coupon,
+        reply.quote_id = self.signer.sign(&quote);
+        reply.quote_expires_unix_ms = quote.expires_ms;
+        Ok((reply, quote))
     }
 }
 
@@ -334,30 +258,9 @@ impl DetailPricing for DetailService {
         let caller: CallerContext = convert::caller(&ctx);
         // The detail page lists every activity with why it does or does not
         // apply, so the trace is always built here; it is returned only when asked.
-        let mut quote =
-            best_price(&found.record, &caller, now_ms(), true).map_err(|e| internal(&format!("goods {id}"), e))?;
-        let activities = quote
-            .trace
-            .iter()
-            .filter_map(|t| {
-                let a = found.record.activities.iter().find(|a| a.id == t.activity_id)?;
-                let applicable = matches!(t.outcome, Outcome::Won | Outcome::Lost { .. });
-                Some(ActivityOffer {
-                    id: a.id,
-                    kind: convert::activity_kind(a.kind) as i32,
-                    price: t.price.map(to_wire).unwrap_or_default(),
-                    window_start_unix_ms: a.start_ms,
-                    window_end_unix_ms: a.end_ms,
-                    per_user_limit: a.per_user_limit,
-                    stock_left: a.stock_left,
-                    applicable,
-                    reason: match &t.outcome {
-                        Outcome::Won => String::new(),
-                        other => other.to_string(),
-                    },
-                })
-            })
-            .collect();
+        let mut quote = best_price(&found.record, &caller, self.clock.now_ms(), true)
+            .map_err(|e| internal(&format!("goods {id}"), e))?;
+        let activities = convert::activity_offers(&found.record, &quote.trace);
         if !ctx.explain {
             quote.trace.clear();
         }
@@ -376,7 +279,7 @@ impl DetailPricing for DetailService {
         let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
         let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Preview, &route, deadline).await?;
-        let (reply, _) = self.reply(result, now_ms());
+        let (reply, _) = self.reply(result, self.clock.now_ms())?;
         Ok(route.tag(Response::new(reply)))
     }
 
@@ -387,7 +290,7 @@ impl DetailPricing for DetailService {
         let lines = validate::order_lines("lines", &request.lines)?;
         let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
         let expected = validate::optional_money("expected_payable_total", &request.expected_payable_total)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let previous = match request.preview_quote_id.as_str() {
             "" => None,
             id => {
@@ -410,7 +313,7 @@ impl DetailPricing for DetailService {
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
         let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Order, &route, deadline).await?;
         let payable_total = result.cart.payable_total;
-        let (mut reply, quote) = self.reply(result, now);
+        let (mut reply, quote) = self.reply(result, now)?;
         if let Some(previous) = previous {
             for (line, now_quoted) in reply.lines.iter_mut().zip(&quote.lines) {
                 line.price_changed =

@@ -8,7 +8,10 @@
 //!   in the background with the version guard. No memory cache unless
 //!   `[cache]` configures one (then with the list server's rules: fresh
 //!   hits, brief negative caching, stale-if-error within the grace).
-//!   Promotions for previews come through a short-lived cache.
+//!   Promotions for previews come through a short-lived cache, which holds
+//!   every promotion live at some instant of its lifetime; the engine checks
+//!   each window at the call's own "now", so a promotion that starts while
+//!   an entry is cached applies at its start.
 //! - Order placement: MySQL only, nothing cached anywhere on the path.
 //! - Switches (live, from the control file's `[detail]`): `redis_bypass`
 //!   sends every read to MySQL (seed 004: take Redis out and send the
@@ -27,7 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_engine::{Promotion, PromotionKind, PromotionTier, Scope};
+use pricing_engine::Promotion;
 use pricing_proto::ApiError;
 use pricing_proto::v1::Tier;
 use pricing_record::{GoodsId, UnixMillis};
@@ -36,7 +39,7 @@ use pricing_store::{
     TierId, TieredReader, live,
 };
 use pricing_store_pairs::Pair;
-use pricing_store_sql::promotion::{self as sqlp, PromotionRow};
+use pricing_store_sql::promotion::PromotionRow;
 use pricing_store_sql::{SqlError, SqlStore};
 
 /// The MySQL source's name: its guard, breaker, metrics and chain tier.
@@ -70,7 +73,16 @@ pub struct Sources {
     chain: TieredReader,
     redis: Option<Pair>,
     /// Promotions by the sorted store ids of a cart, for previews only.
-    promotions: moka::future::Cache<Vec<u64>, Arc<Vec<PromotionRow>>>,
+    promotions: moka::future::Cache<Vec<u64>, Arc<CachedPromotions>>,
+    /// How long a cached entry lives, and the span it is loaded for.
+    promotions_ttl: Duration,
+}
+
+/// The promotions live at some instant of `[from, until]`.
+struct CachedPromotions {
+    from: UnixMillis,
+    until: UnixMillis,
+    rows: Vec<PromotionRow>,
 }
 
 impl Sources {
@@ -102,6 +114,7 @@ impl Sources {
             chain,
             redis,
             promotions: moka::future::Cache::builder().max_capacity(10_000).time_to_live(promotions_ttl).build(),
+            promotions_ttl,
         })
     }
 
@@ -160,6 +173,10 @@ impl Sources {
     }
 
     /// Live cart promotions for these stores and the platform (engine form).
+    /// Orders read them at `now`; previews through the cache, whose entries
+    /// hold every promotion live within their lifetime (the engine drops
+    /// those not live at `now`, so an entry loaded before a promotion's start
+    /// does not hide it after).
     pub async fn promotions(
         &self,
         store_ids: &[u64],
@@ -167,14 +184,27 @@ impl Sources {
         freshness: Freshness,
         deadline: Option<Deadline>,
     ) -> Result<Vec<Promotion>, ApiError> {
-        let rows = if freshness == Freshness::Order {
-            Arc::new(self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now)).await?)
-        } else {
-            let key = store_ids.to_vec();
-            let load = self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now));
-            self.promotions.try_get_with(key, async { load.await.map(Arc::new) }).await.map_err(|e| (*e).clone())?
+        if freshness == Freshness::Order {
+            let rows = self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now)).await?;
+            return Ok(rows.iter().map(PromotionRow::to_engine).collect());
+        }
+        let span = i64::try_from(self.promotions_ttl.as_millis()).unwrap_or(i64::MAX);
+        let load = || async move {
+            let until = now.saturating_add(span);
+            let rows = self
+                .guarded("promotions", deadline, self.mysql.inner().load_promotions_within(store_ids, now, until))
+                .await?;
+            Ok::<_, ApiError>(Arc::new(CachedPromotions { from: now, until, rows }))
         };
-        Ok(rows.iter().map(to_engine).collect())
+        let key = store_ids.to_vec();
+        let mut cached = self.promotions.try_get_with(key.clone(), load()).await.map_err(|e| (*e).clone())?;
+        if !(cached.from..=cached.until).contains(&now) {
+            // Loaded for another span (the clock moved past it before the
+            // entry expired): load for this instant.
+            self.promotions.invalidate(&key).await;
+            cached = self.promotions.try_get_with(key, load()).await.map_err(|e| (*e).clone())?;
+        }
+        Ok(cached.rows.iter().map(PromotionRow::to_engine).collect())
     }
 
     /// The coupons with these ids (engine form), and the ids that do not exist.
@@ -189,28 +219,8 @@ impl Sources {
         let rows = self.guarded("coupons", deadline, self.mysql.inner().load_coupons(ids)).await?;
         let unknown = ids.iter().copied().filter(|id| !rows.iter().any(|r| r.id == *id)).collect();
         // Keep the caller's order: the engine reports duplicates and ranks by it.
-        let coupons = ids.iter().filter_map(|id| rows.iter().find(|r| r.id == *id)).map(to_engine).collect();
+        let coupons =
+            ids.iter().filter_map(|id| rows.iter().find(|r| r.id == *id)).map(PromotionRow::to_engine).collect();
         Ok((coupons, unknown))
-    }
-}
-
-/// A stored promotion in the engine's terms.
-pub fn to_engine(row: &PromotionRow) -> Promotion {
-    Promotion {
-        id: row.id,
-        kind: match row.kind {
-            sqlp::PromotionKind::ThresholdAmountOff => PromotionKind::ThresholdAmountOff,
-            sqlp::PromotionKind::ThresholdPercentOff => PromotionKind::ThresholdPercentOff,
-            sqlp::PromotionKind::Coupon => PromotionKind::Coupon,
-        },
-        scope: match row.scope {
-            sqlp::PromotionScope::Store => Scope::Store(row.store_id),
-            sqlp::PromotionScope::Platform => Scope::Platform,
-        },
-        tiers: row.tiers.iter().map(|t| PromotionTier { threshold: t.threshold, value: t.value }).collect(),
-        eligible_goods: (!row.goods_ids.is_empty()).then(|| row.goods_ids.clone()),
-        start_ms: row.start_ms,
-        end_ms: row.end_ms,
-        description: row.name.clone(),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use pricing_record::Clock;
 use pricing_store::{CacheSettings, TierId};
 use pricing_store_pairs::{HbasePairConfig, RedisPairConfig};
 use pricing_store_sql::source::SourceSettings;
@@ -29,6 +30,10 @@ pub struct ListConfig {
     /// The HBase pair, when the chain lists "hbase".
     #[serde(default)]
     pub hbase: Option<HbasePairConfig>,
+    /// "Now" for every price: not in the file; the system clock unless the
+    /// embedding code (a test) sets another.
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 /// Which tiers answer a miss of the in-process cache, in order.
@@ -57,6 +62,7 @@ impl Default for ListConfig {
             read: ReadSettings::default(),
             redis: None,
             hbase: None,
+            clock: Clock::system(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! each goods with the engine; [`serve`] runs the gRPC server with health,
 //! reflection and metrics until the shutdown future resolves, then drains.
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 
 pub mod config;
 pub mod guards;
@@ -153,7 +154,8 @@ pub async fn serve_with(
     truth: Option<Arc<dyn RecordStore>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service = ListPricingServer::new(ListService::new(reader, Guards::new(&board, truth)));
+    let service =
+        ListPricingServer::new(ListService::new(reader, Guards::new(&board, truth)).with_clock(config.clock.clone()));
     let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
     pricing_traffic::serve_guarded(listener, &config.server, descriptors, &board, service, shutdown).await
 }

@@ -10,23 +10,27 @@ use tonic::{Request, Response, Status};
 
 use crate::guards::{Guards, ShadowSample};
 use crate::reader::PriceReader;
-use pricing_record::GoodsId;
+use pricing_record::{Clock, GoodsId};
 use pricing_traffic::{HotKey, Key, VARIANT_HEADER};
 
 pub struct ListService {
     reader: Arc<dyn PriceReader>,
     guards: Guards,
+    /// "Now" for every price. Records are cached, prices are not: each call
+    /// evaluates its records at this clock's now.
+    clock: Clock,
 }
 
 impl ListService {
     pub fn new(reader: Arc<dyn PriceReader>, guards: Guards) -> ListService {
-        ListService { reader, guards }
+        ListService { reader, guards, clock: Clock::system() }
     }
-}
 
-/// Milliseconds since the Unix epoch: the instant activities are evaluated at.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    /// The same service reading "now" from `clock` (tests drive time).
+    pub fn with_clock(mut self, clock: Clock) -> ListService {
+        self.clock = clock;
+        self
+    }
 }
 
 #[tonic::async_trait]
@@ -55,7 +59,7 @@ impl ListPricing for ListService {
         });
         let hits = hits.map_err(ApiError::from)?;
         let caller = convert::caller(&ctx);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut reply = BatchGetPricesResponse {
             prices: Vec::with_capacity(ids.len()),
             not_found: Vec::new(),

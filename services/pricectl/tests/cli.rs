@@ -4,6 +4,7 @@
 //! whatever RUST_BACKTRACE says, `health` reports both servers and fails
 //! when they are gone, `config` shows the live control view with the
 //! caller's token redacted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};

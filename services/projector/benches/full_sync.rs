@@ -17,6 +17,7 @@
 //! The HBase test servers run as child processes when the
 //! test server binary is built (so their data does not count in this
 //! process's memory), in process otherwise; the output says which.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -116,7 +117,7 @@ impl Drop for Hbase {
 /// Goods 1..=n at 12.34 .. with 3 activities each (a running flash sale, an
 /// upcoming discount, an app-only amount off), in batches of 500 rows.
 async fn seed(store: &SqlStore, n: u64) {
-    let now = pricing_projector::writer::now_ms();
+    let now = pricing_record::Clock::system().now_ms();
     let pool = store.pool();
     let mut tx = pool.begin().await.expect("begin");
     for start in (1..=n).step_by(500) {

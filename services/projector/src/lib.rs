@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use pricing_control::Switchboard;
+use pricing_record::{Clock, UnixMillis};
 use pricing_store_sql::{SqlOptions, SqlStore};
 
 pub use config::ProjectorConfig;
@@ -61,6 +62,8 @@ pub struct Projector {
     control: Option<Switchboard>,
     /// The pause state last reported: 0 none yet, 1 running, 2 paused.
     paused_seen: AtomicU8,
+    /// "Now": queue times, cursors, purge cutoffs, and the source's stamps.
+    clock: Clock,
 }
 
 impl Projector {
@@ -92,7 +95,20 @@ impl Projector {
     }
 
     pub fn new(source: SqlStore, targets: Targets, config: ProjectorConfig) -> Projector {
-        Projector { source, targets, config, control: None, paused_seen: AtomicU8::new(0) }
+        Projector { source, targets, config, control: None, paused_seen: AtomicU8::new(0), clock: Clock::system() }
+    }
+
+    /// The same projector reading "now" from `clock` (its source database's
+    /// writer too). The default is the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Projector {
+        self.source = self.source.with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// Milliseconds since the Unix epoch, by this projector's clock.
+    pub fn now_ms(&self) -> UnixMillis {
+        self.clock.now_ms()
     }
 
     /// Makes the pairs' write modes and the pause follow a switch board

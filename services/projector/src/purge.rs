@@ -16,7 +16,7 @@ use pricing_record::GoodsId;
 
 use crate::Projector;
 use crate::error::ProjectorError;
-use crate::writer::{Scope, now_ms, shared};
+use crate::writer::{Scope, shared};
 
 /// What a purge did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Projector {
         if days == 0 {
             return Err(ProjectorError::Invalid("purge days must be at least 1".into()));
         }
-        let cutoff = now_ms().saturating_sub(i64::from(days).saturating_mul(DAY_MS));
+        let cutoff = self.now_ms().saturating_sub(i64::from(days).saturating_mul(DAY_MS));
         self.purge_before(cutoff).await
     }
 

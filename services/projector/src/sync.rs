@@ -11,7 +11,7 @@ use pricing_store_sql::projector::{Cursor, RetryEntry};
 use crate::Projector;
 use crate::error::ProjectorError;
 use crate::progress::Progress;
-use crate::writer::{Op, Scope, TargetCounts, now_ms, shared};
+use crate::writer::{Op, Scope, TargetCounts, shared};
 
 /// The incremental feed's cursor.
 pub const INCREMENTAL: &str = "incremental";
@@ -72,7 +72,7 @@ impl Projector {
     /// flight), and a later run continues after it unless `restart`.
     pub async fn full(&self, scope: &Scope, restart: bool, progress: &Progress) -> Result<SyncReport, ProjectorError> {
         let name = full_cursor_name(scope);
-        let started = now_ms();
+        let started = self.now_ms();
         let saved = if restart { None } else { self.source.cursor(&name).await? };
         if saved.is_none() && scope == &Scope::All && self.source.cursor(INCREMENTAL).await?.is_none() {
             // Changes committed after this moment are the incremental feed's;
@@ -100,7 +100,7 @@ impl Projector {
             .try_buffered(self.config.sync.concurrency);
         let mut written = std::pin::pin!(written);
         while let Some((page_len, last, goods, outcome)) = written.try_next().await? {
-            self.source.save_cursor(&name, Cursor { position_ms: 0, after_id: last }, now_ms()).await?;
+            self.source.save_cursor(&name, Cursor { position_ms: 0, after_id: last }, self.now_ms()).await?;
             report.pages += 1;
             report.goods += goods;
             outcome.add_to(&mut report.targets);
@@ -144,7 +144,7 @@ impl Projector {
             if (last_ms, last_id) > mark {
                 mark = (last_ms, last_id);
                 self.source
-                    .save_cursor(INCREMENTAL, Cursor { position_ms: last_ms, after_id: last_id }, now_ms())
+                    .save_cursor(INCREMENTAL, Cursor { position_ms: last_ms, after_id: last_id }, self.now_ms())
                     .await?;
             }
             if (page.len() as u32) < page_size {
@@ -221,7 +221,7 @@ impl Projector {
     /// goods no longer exists). Success drops the entry; failure moves its
     /// next attempt later (doubling), counts and logs it.
     pub async fn drain_retries(&self) -> Result<DrainReport, ProjectorError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let due = self.source.due_retries(now, self.config.retry.drain_limit).await?;
         let mut report = DrainReport { due: due.len() as u64, ..DrainReport::default() };
         let mut by_target: BTreeMap<String, Vec<RetryEntry>> = BTreeMap::new();
@@ -277,7 +277,7 @@ impl Projector {
                                 let next = now
                                     .saturating_add(self.config.retry.queue_backoff(tries_in_queue).as_millis() as i64);
                                 self.source
-                                    .retry_failed(&target, *goods_id, &error.to_string(), next, now_ms())
+                                    .retry_failed(&target, *goods_id, &error.to_string(), next, self.now_ms())
                                     .await?;
                             }
                             report.failed += items.len() as u64;

@@ -13,10 +13,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
-use pricing_record::{GoodsId, UnixMillis};
+use pricing_record::GoodsId;
 use pricing_store::dual::SideWrite;
 use pricing_store::{Limits, Meter, RecordWriter, SharedRecord, StoreError, StoreGuard, WriteReport};
 use pricing_store_sql::projector::RetryEntry;
@@ -24,11 +23,6 @@ use pricing_store_sql::projector::RetryEntry;
 use crate::Projector;
 use crate::error::ProjectorError;
 use crate::targets::{ClusterTarget, PairTarget};
-
-/// The wall clock in unix milliseconds (queue times, purge cutoffs).
-pub fn now_ms() -> UnixMillis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as UnixMillis).unwrap_or(0)
-}
 
 /// Which clusters a write goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -282,7 +276,7 @@ impl Projector {
         metrics::counter!("pricing_projector_write_failures_total", "store" => target.to_owned())
             .increment(items.len() as u64);
         tracing::error!(store = %target, records = items.len(), attempts, %error, "write failed; queued for the retry drain");
-        let now = now_ms();
+        let now = self.now_ms();
         let next = now.saturating_add(self.config.retry.queue_backoff(1).as_millis() as i64);
         for (goods_id, version) in items {
             let entry = RetryEntry {

@@ -1,6 +1,7 @@
 //! The projector against real processes: a throwaway MariaDB database (run
 //! through `bash tests/run.sh -p pricing-projector`), two redis-server
 //! processes and two in-process HBase Thrift test servers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 mod common;
 
@@ -8,10 +9,9 @@ use std::sync::Arc;
 
 use common::{DAY_MS, World, world};
 use pricing_engine::{CallerContext, best_price};
-use pricing_projector::writer::now_ms;
 use pricing_projector::{Difference, Progress, ReconcileOptions, Scope};
 use pricing_record::keys::{HBASE_COLUMN, HBASE_TABLE, hbase_row_key, redis_key};
-use pricing_record::{Activity, Channel, GoodsId, GoodsStatus, encode};
+use pricing_record::{Activity, Channel, Clock, GoodsId, GoodsStatus, encode};
 use pricing_store::{DualSettings, WriteMode};
 use pricing_store_hbase::server::tables::Change;
 use pricing_store_sql::GoodsRow;
@@ -49,7 +49,7 @@ async fn a_full_sync_gives_every_store_the_source_records_and_prices() {
     w.assert_stores_match(&ids).await;
 
     // The engine prices what the stores hold exactly as what MySQL holds.
-    let now = now_ms();
+    let now = Clock::system().now_ms();
     let ctx = CallerContext::anonymous(Channel::App);
     let source = w.source_records(&[1, 2, 3, 30]).await;
     assert_eq!(source.len(), 4);
@@ -77,7 +77,7 @@ async fn a_full_sync_resumes_after_its_saved_cursor() {
     let ids = w.all_ids().await;
     // As if a run had written every goods up to the 80th and then died.
     let cut = ids[79];
-    w.source.save_cursor("full", Cursor { position_ms: 0, after_id: cut }, now_ms()).await.unwrap();
+    w.source.save_cursor("full", Cursor { position_ms: 0, after_id: cut }, Clock::system().now_ms()).await.unwrap();
     let report = full(&w).await;
     assert_eq!(report.resumed_after, Some(cut));
     assert_eq!(report.goods, (ids.len() - 80) as u64);
@@ -113,7 +113,7 @@ async fn an_activity_change_reaches_all_four_stores_through_incremental() {
     for store in STORES {
         let held = w.store_records(store, &[1]).await.remove(0);
         assert_eq!(held.version, version, "{store}");
-        assert_eq!(best_price(&held, &ctx, now_ms(), false).unwrap().price, dec!(29.90), "{store}");
+        assert_eq!(best_price(&held, &ctx, Clock::system().now_ms(), false).unwrap().price, dec!(29.90), "{store}");
     }
     // Nothing changed since: a second pass writes nothing new.
     let idle = w.projector.incremental_pass().await.unwrap();
@@ -293,7 +293,7 @@ async fn purge_removes_only_rows_deleted_longer_ago_than_the_limit() {
     full(&w).await;
     // Age the deletions by hand: goods 10 and the activity 20 days ago, goods 11 one day ago.
     let pool = w.source.pool();
-    let now = now_ms();
+    let now = Clock::system().now_ms();
     for (sql, id, age) in [
         ("UPDATE goods SET deleted_at = ? WHERE id = ?", 10_i64, 20 * DAY_MS),
         ("UPDATE goods SET deleted_at = ? WHERE id = ?", 11, DAY_MS),
@@ -319,7 +319,7 @@ async fn a_purge_waits_while_a_cluster_lacks_the_tombstone() {
     let mut w = world("proj_purge_wait", 20).await;
     w.source.catalog().delete_goods(7).await.unwrap();
     sqlx::query("UPDATE goods SET deleted_at = ? WHERE id = 7")
-        .bind(now_ms() - 30 * DAY_MS)
+        .bind(Clock::system().now_ms() - 30 * DAY_MS)
         .execute(w.source.pool())
         .await
         .unwrap();
@@ -344,7 +344,7 @@ async fn the_control_file_sets_the_write_mode_and_pauses_the_incremental_loop() 
     let w = &w;
     let board = w.projector.control().expect("the control file steers the projector").clone();
     let redis = &w.projector.targets().pairs[0];
-    full(&w).await;
+    full(w).await;
     w.assert_stores_match(&[1, 2, 3]).await;
     let price = |id: GoodsId, cents: i64| async move {
         let old = w.source_records(&[id]).await.remove(0);
@@ -396,7 +396,7 @@ async fn the_control_file_sets_the_write_mode_and_pauses_the_incremental_loop() 
     // redis-b missed goods 1 under only_a; its rebuild is the full sync of that side.
     let scope = w.projector.scope(vec!["redis-b".into()]).unwrap();
     w.projector.full(&scope, false, &Progress::logs_only()).await.unwrap();
-    assert_clean(&reconcile(&w, false).await);
+    assert_clean(&reconcile(w, false).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The projector's tables in the source database (`pricing_store_sql::projector`):
 //! the same checks on SQLite (no server needed) and MariaDB (through `tests/run.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use pricing_record::GoodsStatus;
 use pricing_store_sql::projector::{Cursor, RetryEntry};

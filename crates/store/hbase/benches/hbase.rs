@@ -2,6 +2,7 @@
 //! (loopback, one client, calls in sequence): the client's cost (pool,
 //! spawn_blocking, Thrift encoding) plus the test server's, not HBase's.
 //! `cargo bench -p pricing-store-hbase`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::hint::black_box;
 use std::sync::Arc;

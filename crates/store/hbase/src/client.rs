@@ -136,7 +136,9 @@ impl Pool {
     }
 
     fn run<T>(&self, retry_until: Instant, f: &dyn Fn(&mut Client) -> thrift::Result<T>) -> Result<T, CallError> {
-        let pooled = self.idle.lock().expect("pool lock").pop();
+        // The idle list is whole after every push, pop and clear: a poisoned
+        // lock is taken over rather than failing every later call.
+        let pooled = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let reused = pooled.is_some();
         let client = match pooled {
             Some(c) => c,
@@ -145,7 +147,7 @@ impl Pool {
         match self.attempt(client, f) {
             Err(CallError::Thrift(e)) if reused && is_stale_connection(&e) && Instant::now() < retry_until => {
                 // The idle connections are likely as dead as this one.
-                self.idle.lock().expect("pool lock").clear();
+                self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
                 tracing::debug!(store = %self.config.name, error = %e, "hbase pooled connection was stale, reconnecting");
                 self.attempt(self.connect()?, f)
             }
@@ -173,7 +175,7 @@ impl Pool {
     }
 
     fn give_back(&self, client: Client) {
-        let mut idle = self.idle.lock().expect("pool lock");
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < self.config.pool_size {
             idle.push(client);
         }

@@ -1,6 +1,7 @@
 //! The HBase store's raw reads ([`Inspect`]) against the in-memory HBase
 //! Thrift test server (Apache HBase cannot be installed here): cells with
 //! their timestamps, and a walk over the table with one scanner per step.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! client, calls in sequence): what a listing-page batch costs in this tier.
 //! `cargo bench -p pricing-store-redis` (needs `redis-server` on PATH or
 //! PRICING_TEST_REDIS_SERVER).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::hint::black_box;
 use std::sync::Arc;

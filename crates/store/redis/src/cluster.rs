@@ -418,7 +418,7 @@ impl Router {
         keys: &'a [String],
         asking: bool,
         followed: bool,
-    ) -> futures::future::BoxFuture<'a, RedisResult<Vec<(usize, Option<Vec<u8>>)>>> {
+    ) -> futures::future::BoxFuture<'a, RedisResult<KeyValues>> {
         Box::pin(async move {
             let node = self.node(&addr)?;
             let mut pipe = Pipeline::with_capacity(slots.len() * if asking { 2 } else { 1 });
@@ -718,10 +718,17 @@ fn bytes(value: Value) -> RedisResult<Option<Vec<u8>>> {
     }
 }
 
+/// Values read, by key index (`None`: no such key).
+type KeyValues = Vec<(usize, Option<Vec<u8>>)>;
+/// Key indices by slot (batch order kept).
+type SlotGroups = Vec<(u16, Vec<usize>)>;
+/// Key indices by node address, then by slot.
+type NodeGroups = Vec<(Arc<str>, Vec<Vec<usize>>)>;
+
 /// Key indices grouped by the node serving their slot, then by slot (batch
 /// order kept inside each group). A slot no node serves is `CLUSTERDOWN`.
-fn group_by_node(topology: &Topology, keys: &[String]) -> RedisResult<Vec<(Arc<str>, Vec<Vec<usize>>)>> {
-    let mut by_node: Vec<(u16, Vec<(u16, Vec<usize>)>)> = Vec::new();
+fn group_by_node(topology: &Topology, keys: &[String]) -> RedisResult<NodeGroups> {
+    let mut by_node: Vec<(u16, SlotGroups)> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let slot = slot_of(key);
         let Some(node) = topology.index_of(slot) else {
@@ -735,7 +742,8 @@ fn group_by_node(topology: &Topology, keys: &[String]) -> RedisResult<Vec<(Arc<s
             Some(p) => &mut by_node[p].1,
             None => {
                 by_node.push((node, Vec::new()));
-                &mut by_node.last_mut().expect("just pushed").1
+                let p = by_node.len() - 1;
+                &mut by_node[p].1
             }
         };
         match entry.iter_mut().find(|(s, _)| *s == slot) {

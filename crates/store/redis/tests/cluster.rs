@@ -3,6 +3,7 @@
 //! CLUSTER ADDSLOTSRANGE and joins the nodes with CLUSTER MEET, as
 //! `redis-cli --cluster create` does).
 //! Run through `bash tests/run.sh -p pricing-store-redis`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::collections::HashSet;
 use std::sync::Arc;

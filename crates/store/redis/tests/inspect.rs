@@ -1,6 +1,7 @@
 //! The Redis store's raw reads ([`Inspect`]) on a real standalone server and
 //! a real Redis Cluster of three masters and three replicas.
 //! Run through `bash tests/run.sh -p pricing-store-redis --test inspect`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::collections::HashMap;
 use std::sync::Arc;

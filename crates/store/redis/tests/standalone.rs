@@ -1,5 +1,6 @@
 //! The Redis store against real, throwaway redis-server processes.
 //! Run through `bash tests/run.sh -p pricing-store-redis`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! SQLite figures for the embedded default: seeding the demo catalogue and
 //! fetching listing-sized batches. `cargo bench -p pricing-store-sql`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -12,16 +12,13 @@
 //! than 1,000 commits a second the stamps run ahead of the wall clock until
 //! the rate drops; they are watermarks, not display times.)
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use pricing_record::{Activity, GoodsId, GoodsRecord, GoodsStatus, UnixMillis};
+use pricing_record::{Activity, Clock, GoodsId, GoodsRecord, GoodsStatus, UnixMillis};
 use rust_decimal::Decimal;
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::convert::{activity_kind_str, activity_status_str, encode_ids, goods_status_str, to_db, to_x100};
 use crate::error::SqlError;
-use crate::promotion::{PromotionRow, promotion_kind_str, promotion_scope_str, promotion_status_str};
+use crate::promotion::{PromotionRow, promotion_scope_str, promotion_status_str};
 
 /// Longest encoded `city_ids` / `store_ids` list (the VARCHAR size).
 pub(crate) const MAX_ID_LIST: usize = 2_000;
@@ -39,9 +36,6 @@ pub struct GoodsRow {
     pub status: GoodsStatus,
 }
 
-/// Where "now" comes from; tests pin it.
-pub type Clock = Arc<dyn Fn() -> UnixMillis + Send + Sync>;
-
 /// Writes the catalogue. Cheap to clone.
 #[derive(Clone)]
 pub struct Catalog {
@@ -57,23 +51,19 @@ pub(crate) struct Stamp {
     pub updated_at: i64,
 }
 
-fn system_now() -> UnixMillis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as UnixMillis).unwrap_or(0)
-}
-
 impl Catalog {
-    pub(crate) fn new(pool: AnyPool) -> Catalog {
-        Catalog { pool, clock: Arc::new(system_now) }
+    pub(crate) fn new(pool: AnyPool, clock: Clock) -> Catalog {
+        Catalog { pool, clock }
     }
 
-    /// The same writer with a pinned clock (tests, seeding).
-    pub fn with_clock(mut self, clock: impl Fn() -> UnixMillis + Send + Sync + 'static) -> Catalog {
-        self.clock = Arc::new(clock);
+    /// The same writer with another clock (tests, seeding at a fixed instant).
+    pub fn with_clock(mut self, clock: Clock) -> Catalog {
+        self.clock = clock;
         self
     }
 
     pub(crate) fn now(&self) -> UnixMillis {
-        (self.clock)()
+        self.clock.now_ms()
     }
 
     /// Creates or updates a goods (and brings back a soft-deleted one).
@@ -272,7 +262,7 @@ impl Catalog {
             "UPDATE promotion SET kind = ?, scope = ?, store_id = ?, name = ?, start_ms = ?, end_ms = ?, \
              status = ?, version = ?, updated_at = ?, deleted_at = NULL WHERE id = ?",
         )
-        .bind(promotion_kind_str(promotion.kind))
+        .bind(promotion.kind.as_str())
         .bind(promotion_scope_str(promotion.scope))
         .bind(store_id)
         .bind(promotion.name.as_str())
@@ -290,7 +280,7 @@ impl Catalog {
                  created_at, updated_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             )
             .bind(id)
-            .bind(promotion_kind_str(promotion.kind))
+            .bind(promotion.kind.as_str())
             .bind(promotion_scope_str(promotion.scope))
             .bind(store_id)
             .bind(promotion.name.as_str())

@@ -2,7 +2,7 @@
 //! refuses what a column cannot hold exactly ([`SqlError`]); reading refuses
 //! what a column should never hold ([`RowError`]).
 
-use pricing_record::{ActivityKind, ActivityStatus, GoodsStatus, MONEY_SCALE, check_money};
+use pricing_record::{ActivityKind, ActivityStatus, Fen, GoodsStatus, check_money};
 use rust_decimal::Decimal;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -21,11 +21,12 @@ pub(crate) fn from_db(column: &'static str, value: i64) -> Result<u64, RowError>
 
 /// An amount with at most 2 decimal places to its integer hundredths (fen, or
 /// hundredths of a percent). Exact: no float on the way.
+/// The conversion is pricing-record's [`Fen`].
 pub(crate) fn to_x100(field: &'static str, value: Decimal) -> Result<i64, SqlError> {
     check_money(field, value)?;
-    let mut scaled = value;
-    scaled.rescale(MONEY_SCALE);
-    i64::try_from(scaled.mantissa()).map_err(|_| SqlError::InvalidInput(format!("{field} = {value} is too large")))
+    Fen::from_amount(value)
+        .and_then(Fen::to_i64)
+        .map_err(|_| SqlError::InvalidInput(format!("{field} = {value} is too large")))
 }
 
 /// Stored hundredths back to a decimal with 2 places; negative means corrupt.
@@ -33,7 +34,7 @@ pub(crate) fn from_x100(column: &'static str, value: i64) -> Result<Decimal, Row
     if value < 0 {
         return Err(RowError::OutOfRange { column, value });
     }
-    Ok(Decimal::new(value, MONEY_SCALE))
+    Fen::from(value).to_decimal().map_err(|_| RowError::OutOfRange { column, value })
 }
 
 pub(crate) fn get<T>(row: &AnyRow, column: &'static str) -> Result<T, RowError>

@@ -3,10 +3,9 @@
 //! cities, with activities of every kind and timing, cart promotions and
 //! coupons. The well-known ids in [`well_known`] are fixed; the README lists them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use pricing_record::{
-    Activity, ActivityKind, ActivityStatus, Channel, Channels, GoodsId, GoodsRecord, GoodsStatus, UnixMillis,
+    Activity, ActivityKind, ActivityStatus, Channel, Channels, Clock, GoodsId, GoodsRecord, GoodsStatus, ManualClock,
+    UnixMillis,
 };
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -18,7 +17,7 @@ use crate::catalog::{ACTIVITY_COLUMN_COUNT, ACTIVITY_COLUMNS, ActivityValues, ti
 use crate::convert::{goods_status_str, to_db, to_x100};
 use crate::db::placeholders;
 use crate::error::SqlError;
-use crate::promotion::{PromotionKind, PromotionRow, PromotionScope, PromotionStatus, PromotionTier};
+use crate::promotion::{PromotionKind, PromotionRow, PromotionStatus, PromotionTier, ScopeKind};
 use crate::store::SqlStore;
 
 /// Ids the README, the tests and the load tests can rely on.
@@ -75,8 +74,7 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> DemoOptions {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        DemoOptions { goods: 10_000, now_ms, rng_seed: 20_231_111 }
+        DemoOptions { goods: 10_000, now_ms: Clock::system().now_ms(), rng_seed: 20_231_111 }
     }
 }
 
@@ -190,7 +188,7 @@ pub async fn seed(store: &SqlStore, options: DemoOptions) -> Result<SeedReport, 
     tx.commit().await?;
 
     // Promotions are few: the writer's own path (one transaction each).
-    let catalog = store.catalog().with_clock(move || at);
+    let catalog = store.catalog().with_clock(ManualClock::new(at).clock());
     for p in &promotions {
         catalog.upsert_promotion(p).await?;
         report.promotions += 1;
@@ -248,6 +246,7 @@ const DISCOUNTS: [i64; 9] = [95, 90, 88, 85, 80, 75, 70, 60, 50];
 /// Amount-off steps in fen.
 const AMOUNTS_OFF: [i64; 7] = [100, 200, 300, 500, 1_000, 2_000, 5_000];
 
+#[expect(clippy::expect_used, reason = "choose() is None only on an empty slice; these are non-empty constant arrays")]
 fn random_goods(rng: &mut StdRng, id: GoodsId, now: i64, next_activity: &mut u64) -> DemoGoods {
     let (lo, hi) = *PRICE_BANDS.choose(rng).expect("bands");
     let price_fen = rng.random_range(lo..hi) * 100 + *CENTS.choose(rng).expect("cents");
@@ -273,6 +272,7 @@ fn random_goods(rng: &mut StdRng, id: GoodsId, now: i64, next_activity: &mut u64
     goods
 }
 
+#[expect(clippy::expect_used, reason = "choose() is None only on an empty slice; these are non-empty constant arrays")]
 fn random_activity(rng: &mut StdRng, goods_id: GoodsId, id: u64, price_fen: i64, now: i64) -> Activity {
     let kind = match rng.random_range(0..100) {
         0..25 => ActivityKind::FlashSale,
@@ -369,8 +369,8 @@ fn promotions(now: i64) -> Vec<PromotionRow> {
             version: 0,
         };
     use PromotionKind::{Coupon, ThresholdAmountOff as AmountOff, ThresholdPercentOff as PercentOff};
-    use PromotionScope::{Platform, Store};
     use PromotionStatus::{Offline, Online};
+    use ScopeKind::{Platform, Store};
     let current = (now - DAY, now + 30 * DAY);
     let mut hot = p(7, AmountOff, Platform, 0, "爆品满150减20", &[(150, 20)], current, Online);
     hot.goods_ids = (1..=20).collect();

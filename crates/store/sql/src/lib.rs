@@ -16,6 +16,7 @@
 //!
 //! Both backends go through one `sqlx::AnyPool` code path (see [`db`] for why).
 #![forbid(unsafe_code)]
+#![deny(clippy::float_arithmetic)]
 
 pub mod catalog;
 mod convert;
@@ -32,5 +33,5 @@ pub use catalog::{Catalog, GoodsRow};
 pub use db::{Backend, SqlOptions};
 pub use demo::{DemoOptions, SeedReport};
 pub use error::{RowError, SqlError, SqlErrorKind};
-pub use promotion::{PromotionKind, PromotionRow, PromotionScope, PromotionStatus, PromotionTier};
+pub use promotion::{PromotionKind, PromotionRow, PromotionStatus, PromotionTier, ScopeKind};
 pub use store::SqlStore;

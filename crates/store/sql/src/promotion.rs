@@ -1,9 +1,12 @@
-//! Cart promotions and coupons for the checkout, as this crate's own plain
-//! rows (the engine's promotion type is converted from them by the caller,
-//! so this crate does not depend on the engine).
+//! Cart promotions and coupons for the checkout: rows in the engine's own
+//! terms (its [`PromotionKind`], [`ScopeKind`] and [`PromotionTier`]; one
+//! promotion model for the catalogue and the engine), and the one
+//! conversion of a stored row into the engine's [`Promotion`]
+//! ([`PromotionRow::to_engine`]).
 
 use std::collections::HashMap;
 
+pub use pricing_engine::{Promotion, PromotionKind, PromotionTier, Scope, ScopeKind};
 use pricing_record::{GoodsId, UnixMillis, check_money};
 use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
@@ -14,38 +17,10 @@ use crate::error::{RowError, SqlError, count_corrupt_row};
 use crate::store::SqlStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PromotionKind {
-    /// "Spend 99, get 9 off": tier value = amount off the eligible total.
-    ThresholdAmountOff,
-    /// "Spend 199, pay 90%": tier value = percent of the eligible total payable.
-    ThresholdPercentOff,
-    /// A coupon the caller holds: tier value = amount off (threshold 0 = none).
-    Coupon,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PromotionScope {
-    /// Applies to the goods of one store (`store_id`).
-    Store,
-    /// Applies to every store (`store_id` = 0).
-    Platform,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PromotionStatus {
     Draft,
     Online,
     Offline,
-}
-
-/// One tier: when the eligible amount reaches `threshold`, `value` applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PromotionTier {
-    /// CNY, at most 2 decimal places; 0 = no threshold.
-    pub threshold: Decimal,
-    /// Amount off (CNY) for ThresholdAmountOff and Coupon; percent payable
-    /// (90 = pay 90%) for ThresholdPercentOff. At most 2 decimal places.
-    pub value: Decimal,
 }
 
 /// A cart promotion or coupon as stored.
@@ -53,12 +28,15 @@ pub struct PromotionTier {
 pub struct PromotionRow {
     pub id: u64,
     pub kind: PromotionKind,
-    pub scope: PromotionScope,
+    /// Store (of `store_id`) or platform.
+    pub scope: ScopeKind,
     /// The store of a store-scoped promotion; 0 for platform-wide.
     pub store_id: u64,
     /// Shown to the user ("满99减9").
     pub name: String,
-    /// Sorted by threshold, ascending; thresholds are distinct.
+    /// Sorted by threshold, ascending; thresholds are distinct. The value is
+    /// the amount off (CNY) for ThresholdAmountOff and Coupon, the percent
+    /// payable (90 = pay 90%) for ThresholdPercentOff; at most 2 decimal places.
     pub tiers: Vec<PromotionTier>,
     /// Goods the promotion is limited to, ascending; empty = every goods in scope.
     pub goods_ids: Vec<GoodsId>,
@@ -80,8 +58,8 @@ impl PromotionRow {
             return fail("id is 0".into());
         }
         match (self.scope, self.store_id) {
-            (PromotionScope::Store, 0) => return fail("a store promotion needs a store id".into()),
-            (PromotionScope::Platform, s) if s != 0 => return fail(format!("a platform promotion has store id {s}")),
+            (ScopeKind::Store, 0) => return fail("a store promotion needs a store id".into()),
+            (ScopeKind::Platform, s) if s != 0 => return fail(format!("a platform promotion has store id {s}")),
             _ => {}
         }
         if self.end_ms <= self.start_ms {
@@ -121,20 +99,29 @@ impl PromotionRow {
     pub fn is_live(&self, now: UnixMillis) -> bool {
         self.status == PromotionStatus::Online && self.start_ms <= now && now < self.end_ms
     }
-}
 
-pub(crate) fn promotion_kind_str(kind: PromotionKind) -> &'static str {
-    match kind {
-        PromotionKind::ThresholdAmountOff => "threshold_amount_off",
-        PromotionKind::ThresholdPercentOff => "threshold_percent_off",
-        PromotionKind::Coupon => "coupon",
+    /// The stored promotion in the engine's terms: the one conversion.
+    pub fn to_engine(&self) -> Promotion {
+        Promotion {
+            id: self.id,
+            kind: self.kind,
+            scope: match self.scope {
+                ScopeKind::Store => Scope::Store(self.store_id),
+                ScopeKind::Platform => Scope::Platform,
+            },
+            tiers: self.tiers.clone(),
+            eligible_goods: (!self.goods_ids.is_empty()).then(|| self.goods_ids.clone()),
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            description: self.name.clone(),
+        }
     }
 }
 
-pub(crate) fn promotion_scope_str(scope: PromotionScope) -> &'static str {
+pub(crate) fn promotion_scope_str(scope: ScopeKind) -> &'static str {
     match scope {
-        PromotionScope::Store => "store",
-        PromotionScope::Platform => "platform",
+        ScopeKind::Store => "store",
+        ScopeKind::Platform => "platform",
     }
 }
 
@@ -154,12 +141,13 @@ fn parse<T: Copy>(column: &'static str, value: &str, table: &[(&str, T)]) -> Res
         .ok_or_else(|| RowError::Unknown { column, value: value.to_owned() })
 }
 
+/// The kind column holds the engine's names (`PromotionKind::as_str`).
 const KINDS: [(&str, PromotionKind); 3] = [
-    ("threshold_amount_off", PromotionKind::ThresholdAmountOff),
-    ("threshold_percent_off", PromotionKind::ThresholdPercentOff),
-    ("coupon", PromotionKind::Coupon),
+    (PromotionKind::ThresholdAmountOff.as_str(), PromotionKind::ThresholdAmountOff),
+    (PromotionKind::ThresholdPercentOff.as_str(), PromotionKind::ThresholdPercentOff),
+    (PromotionKind::Coupon.as_str(), PromotionKind::Coupon),
 ];
-const SCOPES: [(&str, PromotionScope); 2] = [("store", PromotionScope::Store), ("platform", PromotionScope::Platform)];
+const SCOPES: [(&str, ScopeKind); 2] = [("store", ScopeKind::Store), ("platform", ScopeKind::Platform)];
 const STATUSES: [(&str, PromotionStatus); 3] =
     [("draft", PromotionStatus::Draft), ("online", PromotionStatus::Online), ("offline", PromotionStatus::Offline)];
 
@@ -188,6 +176,21 @@ impl SqlStore {
     /// [`SqlStore::load_coupons`]). Sorted by id. Three queries in one read
     /// transaction (promotions, tiers, eligible goods), whatever the count.
     pub async fn load_promotions(&self, store_ids: &[u64], now: UnixMillis) -> Result<Vec<PromotionRow>, SqlError> {
+        self.load_promotions_within(store_ids, now, now).await
+    }
+
+    /// [`SqlStore::load_promotions`] for every instant of `[from, until]`:
+    /// the promotions live at some instant of it (window starting at or
+    /// before `until`, ending after `from`). A cache that answers for that
+    /// span loads these and lets the engine check each window at the
+    /// caller's own `now`, so a promotion that starts within the span is
+    /// not missed.
+    pub async fn load_promotions_within(
+        &self,
+        store_ids: &[u64],
+        from: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<Vec<PromotionRow>, SqlError> {
         if store_ids.len() > MAX_IN {
             return Err(SqlError::InvalidInput(format!("{} store ids, at most {MAX_IN}", store_ids.len())));
         }
@@ -206,7 +209,7 @@ impl SqlStore {
         let padded = db::padded(&stores);
         self.read(async {
             let mut tx = self.pool().begin().await?;
-            let mut query = sqlx::query(&sql).bind(now).bind(now);
+            let mut query = sqlx::query(&sql).bind(until).bind(from);
             for s in &padded {
                 query = query.bind(*s);
             }

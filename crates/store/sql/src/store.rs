@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pricing_record::{Activity, GoodsId, GoodsRecord};
+use pricing_record::{Activity, Clock, GoodsId, GoodsRecord};
 use pricing_store::{RecordStore, SharedRecord, StoreError};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
@@ -29,6 +29,8 @@ pub struct SqlStore {
     pool: AnyPool,
     /// Client-side bound on one read, whatever the backend does.
     statement_timeout: Duration,
+    /// "Now" of the catalogue writer's stamps (the system clock by default).
+    clock: Clock,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -62,7 +64,13 @@ impl SqlStore {
 
     pub async fn connect_with(url: &str, options: SqlOptions) -> Result<SqlStore, SqlError> {
         let (backend, pool) = db::open(url, &options).await?;
-        Ok(SqlStore { name: options.name.into(), backend, pool, statement_timeout: options.statement_timeout })
+        Ok(SqlStore {
+            name: options.name.into(),
+            backend,
+            pool,
+            statement_timeout: options.statement_timeout,
+            clock: Clock::system(),
+        })
     }
 
     /// Opens (creating if missing) the embedded SQLite file at `path`, in WAL
@@ -84,9 +92,15 @@ impl SqlStore {
         &self.pool
     }
 
-    /// The writer for this database (shares the pool).
+    /// The same store whose catalogue writer reads "now" from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> SqlStore {
+        self.clock = clock;
+        self
+    }
+
+    /// The writer for this database (shares the pool and the clock).
     pub fn catalog(&self) -> Catalog {
-        Catalog::new(self.pool.clone())
+        Catalog::new(self.pool.clone(), self.clock.clone())
     }
 
     pub(crate) fn store_name(&self) -> &str {
@@ -107,10 +121,10 @@ impl SqlStore {
     /// but only if nothing else holds the file), so that the file alone,
     /// copied or backed up, holds every committed row.
     pub async fn close(&self) {
-        if self.backend == Backend::Sqlite {
-            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_all(&self.pool).await {
-                tracing::warn!(%error, "sqlite checkpoint before close failed");
-            }
+        if self.backend == Backend::Sqlite
+            && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_all(&self.pool).await
+        {
+            tracing::warn!(%error, "sqlite checkpoint before close failed");
         }
         self.pool.close().await;
     }

@@ -1,4 +1,5 @@
 //! Every scenario against the embedded SQLite backend (a temp file each).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
 mod common;
 

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hbase_thrift::hbase::{
     AlreadyExists, BatchMutation, Bytes, ColumnDescriptor, HbaseSyncHandler, IOError, IllegalArgument, Mutation,
@@ -104,9 +103,12 @@ fn to_thrift(e: TableError) -> thrift::Error {
     }
 }
 
-/// The server's clock in milliseconds: the timestamp of writes that name none.
+/// The HBase server's own wall clock in milliseconds: the timestamp of
+/// writes that name none (HBase stamps those with its region server's
+/// clock). It stands for that server's clock, not the services' "now", so it
+/// is the system clock, always.
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    pricing_record::Clock::system().now_ms()
 }
 
 fn changes(mutations: Vec<Mutation>) -> Vec<Change> {

@@ -10,6 +10,7 @@
 //! because it cannot be stopped; tests need to stop a server (listener closed,
 //! open connections dropped) and start it again on the same port with the
 //! same data.
+#![allow(clippy::expect_used, reason = "a test server: a poisoned lock (a panic in another handler) fails the test")]
 
 pub mod tables;
 

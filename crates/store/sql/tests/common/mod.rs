@@ -2,16 +2,12 @@
 //! them with their own store.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use pricing_record::{Activity, ActivityKind, ActivityStatus, Channel, GoodsRecord, GoodsStatus};
+use pricing_record::{Activity, ActivityKind, ActivityStatus, Channel, GoodsRecord, GoodsStatus, ManualClock};
 use pricing_store::conformance::{check_reads, fixture};
 use pricing_store::{RecordStore, SharedRecord};
 use pricing_store_sql::demo::{self, DemoOptions, well_known};
 use pricing_store_sql::{
-    Catalog, GoodsRow, PromotionKind, PromotionRow, PromotionScope, PromotionStatus, PromotionTier, SqlErrorKind,
-    SqlStore,
+    Catalog, GoodsRow, PromotionKind, PromotionRow, PromotionStatus, PromotionTier, ScopeKind, SqlErrorKind, SqlStore,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -19,11 +15,10 @@ use rust_decimal_macros::dec;
 pub const NOW: i64 = 1_731_000_000_000;
 const HOUR: i64 = 3_600_000;
 
-/// A writer whose clock reads a shared cell.
-pub fn pinned(store: &SqlStore, now: i64) -> (Catalog, Arc<AtomicI64>) {
-    let cell = Arc::new(AtomicI64::new(now));
-    let read = Arc::clone(&cell);
-    (store.catalog().with_clock(move || read.load(Ordering::SeqCst)), cell)
+/// A writer whose clock is a manual one the test moves.
+pub fn pinned(store: &SqlStore, now: i64) -> (Catalog, ManualClock) {
+    let clock = ManualClock::new(now);
+    (store.catalog().with_clock(clock.clock()), clock)
 }
 
 pub fn goods(id: u64, store_id: u64, price: Decimal) -> GoodsRow {
@@ -73,7 +68,7 @@ pub async fn scripted_writes(store: &SqlStore) -> Vec<SharedRecord> {
     flash.min_member_level = 4;
     catalog.upsert_activity(&flash).await.unwrap();
     catalog.upsert_activity(&activity(101, 1, ActivityKind::Discount, dec!(85.5))).await.unwrap();
-    clock.fetch_add(5, Ordering::SeqCst);
+    clock.advance(5);
     catalog.upsert_activity(&activity(200, 2, ActivityKind::AmountOff, dec!(5))).await.unwrap();
     let mut draft = activity(201, 2, ActivityKind::Subsidy, dec!(80));
     draft.status = ActivityStatus::Draft;
@@ -169,7 +164,7 @@ pub async fn change_feeds(store: &SqlStore) {
     let (catalog, clock) = pinned(store, NOW);
     for id in [7, 3, 9, 1, 5] {
         catalog.upsert_goods(&goods(id, 1, dec!(1))).await.unwrap();
-        clock.fetch_add(10, Ordering::SeqCst);
+        clock.advance(10);
     }
     catalog.delete_goods(3).await.unwrap();
 
@@ -200,13 +195,13 @@ pub async fn change_feeds(store: &SqlStore) {
 
     // A write whose clock stepped backwards, to a smaller id, still follows
     // the watermark: stamps strictly increase in commit order.
-    clock.store(NOW - 1_000_000, Ordering::SeqCst);
+    clock.set(NOW - 1_000_000);
     catalog.upsert_goods(&goods(2, 1, dec!(1))).await.unwrap();
     let newest = store.changed_since(last_at, last_id, 100).await.unwrap();
     assert_eq!(newest, vec![(2, last_at + 1)], "a clock step backwards must not hide a change");
 }
 
-fn promotion(id: u64, kind: PromotionKind, scope: PromotionScope, store_id: u64) -> PromotionRow {
+fn promotion(id: u64, kind: PromotionKind, scope: ScopeKind, store_id: u64) -> PromotionRow {
     PromotionRow {
         id,
         kind,
@@ -229,7 +224,7 @@ fn promotion(id: u64, kind: PromotionKind, scope: PromotionScope, store_id: u64)
 /// asked stores plus platform ones, never coupons.
 pub async fn promotions_filter(store: &SqlStore) {
     use PromotionKind::*;
-    use PromotionScope::*;
+    use ScopeKind::*;
     let (catalog, _) = pinned(store, NOW);
     let mut rows = vec![
         promotion(1, ThresholdAmountOff, Store, 2),
@@ -261,6 +256,16 @@ pub async fn promotions_filter(store: &SqlStore) {
     assert_eq!(ids(store.load_promotions(&[], NOW).await.unwrap()), vec![3, 10], "platform only");
     assert_eq!(ids(store.load_promotions(&[2], NOW + 1).await.unwrap()), vec![1, 3, 5, 10]);
     assert_eq!(ids(store.load_promotions(&[2], NOW - 1).await.unwrap()), vec![1, 3, 4, 10]);
+    // Over a span: live at some instant of [from, until], both ends included.
+    assert_eq!(ids(store.load_promotions_within(&[2], NOW - 1, NOW + 1).await.unwrap()), vec![1, 3, 4, 5, 10]);
+    assert_eq!(ids(store.load_promotions_within(&[2], NOW, NOW).await.unwrap()), vec![1, 3, 10]);
+    assert_eq!(ids(store.load_promotions_within(&[2], NOW, NOW + 1).await.unwrap()), vec![1, 3, 5, 10]);
+
+    // The one conversion into the engine's terms.
+    let engine = store.load_promotions(&[2], NOW).await.unwrap()[0].to_engine();
+    assert_eq!((engine.id, engine.kind, engine.scope), (1, ThresholdAmountOff, pricing_engine::Scope::Store(2)));
+    assert_eq!((engine.tiers, engine.eligible_goods), (rows[0].tiers.clone(), None));
+    assert_eq!((engine.start_ms, engine.end_ms, engine.description.as_str()), (NOW - HOUR, NOW + HOUR, "promotion 1"));
 
     let loaded = store.load_promotions(&[2], NOW).await.unwrap();
     let first = &loaded[0];
