@@ -14,7 +14,10 @@
 //!   version moving back;
 //! - latency, then a black hole, on every node of one cluster (proxies the
 //!   nodes announce): reads move to the other cluster and come back;
-//! - commands per batch, counted at the nodes, at most one per slot.
+//! - commands per batch, counted at the nodes, at most one per slot;
+//! - reconcile over both clusters: one `SCAN` walk per master finds the
+//!   goods only a cluster holds, and corrupt, missing, extra and diverged
+//!   entries on every master are repaired.
 //!
 //! Each test prints what it measured (`cargo test ... -- --nocapture`):
 //! seconds from a kill to the promotion and from the promotion to reads
@@ -29,10 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pricing_projector::{Progress, Projector, ProjectorConfig, Scope};
+use pricing_projector::{Difference, Progress, Projector, ProjectorConfig, ReconcileOptions, Scope};
 use pricing_record::keys::redis_key;
 use pricing_record::{GoodsId, GoodsRecord};
-use pricing_store::{BreakerSettings, Cluster, RecordStore};
+use pricing_store::{BreakerSettings, Cluster, RecordStore, RecordWriter};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use pricing_store_sql::{GoodsRow, SqlStore};
 use pricing_testkit::net::{eventually, poll_until};
@@ -311,13 +314,7 @@ async fn a_cluster_batch_costs_at_most_one_command_per_slot() {
 async fn projector_writes_during_a_failover_are_neither_lost_nor_moved_back() {
     let _turn = TURN.lock().await;
     const CATALOGUE: u64 = 300;
-    let url = pricing_testkit::mysql::fresh_database("cluster_proj").await;
-    let source = SqlStore::connect(&url).await.expect("connect to the test database");
-    let demo = pricing_store_sql::demo::DemoOptions { goods: CATALOGUE, ..Default::default() };
-    pricing_store_sql::demo::seed(&source, demo).await.expect("seed the demo catalogue");
-    let (a, b) =
-        tokio::join!(RedisCluster::start(ClusterOptions::default()), RedisCluster::start(ClusterOptions::default()));
-    let mut clusters = [a, b];
+    let (url, source, mut clusters) = source_and_clusters("cluster_proj", CATALOGUE).await;
     let config = format!(
         "version = 1\n[source]\ndatabase_url = {url:?}\n[redis]\n{}\n[sync]\npage_size = 50\nconcurrency = 2\noverlap_ms = 1000\n\
          [retry]\nattempts = 2\nbackoff_ms = 50\nmax_backoff_ms = 200\nqueue_backoff_ms = 0\nqueue_max_backoff_ms = 0\n",
@@ -441,6 +438,95 @@ async fn projector_writes_during_a_failover_are_neither_lost_nor_moved_back() {
     assert!(changed > 0);
 }
 
+// 6. Reconcile over two clusters: every master walked, every difference repaired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_walks_every_master_and_repairs_what_each_holds_wrong() {
+    let _turn = TURN.lock().await;
+    const CATALOGUE: u64 = 120;
+    let (url, source, clusters) = source_and_clusters("cluster_reconcile", CATALOGUE).await;
+    let config = format!(
+        "version = 1\n[source]\ndatabase_url = {url:?}\n[redis]\n{}\n[sync]\npage_size = 50\n",
+        redis_pair_toml(&clusters)
+    );
+    let projector =
+        Projector::connect(ProjectorConfig::parse(&config).expect("projector config")).await.expect("projector");
+    projector.full(&Scope::All, false, &Progress::logs_only()).await.expect("full sync");
+    let clean = projector.reconcile(&ReconcileOptions::default()).await.expect("reconcile");
+    assert_eq!(clean.differences(), 0, "{}", clean.table());
+    assert_eq!(clean.walked, ["redis-a", "redis-b"], "a Redis Cluster is walked");
+
+    let ids: Vec<GoodsId> = (1..=CATALOGUE).collect();
+    let master_of = |cluster: &RedisCluster, id: GoodsId| cluster.master_of_slot(key_slot(redis_key(id).as_bytes()));
+    // On every master of A: one value corrupt, one missing, one goods the
+    // source does not have.
+    let store_a = reader(&clusters[0], "a");
+    let template = source.load(&[1]).await.expect("load")[0].clone();
+    let mut spoiled = Vec::new();
+    for master in clusters[0].masters() {
+        let mut own = ids.iter().copied().filter(|id| master_of(&clusters[0], *id) == master);
+        let (corrupt, missing) = (own.next().expect("a goods on this master"), own.next().expect("two"));
+        clusters[0].command(master, &["SET", &redis_key(corrupt), "garbage"]);
+        store_a.remove(&[missing]).await.expect("remove");
+        let extra = (1_000_000..).find(|id| master_of(&clusters[0], *id) == master).expect("an id on this master");
+        let stray = GoodsRecord { goods_id: extra, ..template.clone() };
+        store_a.put(&[Arc::new(stray)]).await.expect("put the extra");
+        spoiled.push((corrupt, missing, extra));
+    }
+    assert_eq!(spoiled.len(), 3, "three masters");
+    // On B: a different price at a newer version than the source's (the
+    // version guard keeps it against a repair's write).
+    let store_b = reader(&clusters[1], "b");
+    let mut newer = source.load(&[2]).await.expect("load")[0].clone();
+    newer.version += 10;
+    newer.base_price = Decimal::new(1, 2);
+    store_b.put(&[Arc::new(newer)]).await.expect("put the diverged record");
+
+    let found = projector.reconcile(&ReconcileOptions::default()).await.expect("reconcile");
+    let da = found.stores["redis-a"];
+    assert_eq!((da.corrupt, da.missing, da.extra, da.total()), (3, 3, 3, 9), "{}", found.table());
+    let db = found.stores["redis-b"];
+    assert_eq!((db.diverged, db.total()), (1, 1), "{}", found.table());
+    for (corrupt, missing, extra) in &spoiled {
+        for (kind, id) in [(Difference::Corrupt, corrupt), (Difference::Missing, missing), (Difference::Extra, extra)] {
+            assert!(found.samples.contains(&("redis-a".to_owned(), kind, *id)), "{kind:?} {id}: {}", found.table());
+        }
+    }
+
+    let repaired = projector
+        .reconcile(&ReconcileOptions { repair: true, ..ReconcileOptions::default() })
+        .await
+        .expect("reconcile --repair");
+    for store in ["redis-a", "redis-b"] {
+        let d = repaired.stores[store];
+        assert_eq!((d.repaired, d.unrepaired), (d.total(), 0), "{store}: {}", repaired.table());
+    }
+    let after = projector.reconcile(&ReconcileOptions::default()).await.expect("reconcile");
+    assert_eq!(after.differences(), 0, "{}", after.table());
+    // What the clusters hold is the source, read back through clients of their own.
+    let mut truth = source.load(&ids).await.expect("load");
+    truth.sort_by_key(|r| r.goods_id);
+    for (name, store) in [("A", &store_a), ("B", &store_b)] {
+        let mut held: Vec<GoodsRecord> =
+            store.fetch(&ids).await.expect("fetch").iter().map(|r| (**r).clone()).collect();
+        held.sort_by_key(|r| r.goods_id);
+        assert_eq!(held, truth, "cluster {name}");
+    }
+    let extras: Vec<GoodsId> = spoiled.iter().map(|(_, _, extra)| *extra).collect();
+    assert!(store_a.fetch(&extras).await.expect("fetch").is_empty(), "the extras are removed");
+}
+
+/// A fresh MariaDB database (its URL) holding a demo catalogue of `goods`,
+/// and two empty 3+3 clusters for the projector to fill.
+async fn source_and_clusters(prefix: &str, goods: u64) -> (String, SqlStore, [RedisCluster; 2]) {
+    let url = pricing_testkit::mysql::fresh_database(prefix).await;
+    let source = SqlStore::connect(&url).await.expect("connect to the test database");
+    let demo = pricing_store_sql::demo::DemoOptions { goods, ..Default::default() };
+    pricing_store_sql::demo::seed(&source, demo).await.expect("seed the demo catalogue");
+    let (a, b) =
+        tokio::join!(RedisCluster::start(ClusterOptions::default()), RedisCluster::start(ClusterOptions::default()));
+    (url, source, [a, b])
+}
+
 /// A store reading one cluster (its own client).
 fn reader(cluster: &RedisCluster, name: &str) -> RedisStore {
     let config = RedisConfig::cluster(format!("check-{name}"), cluster.urls())
@@ -486,7 +572,7 @@ async fn watch_versions(store: RedisStore, ids: Vec<GoodsId>, stop: Arc<std::syn
                 if record.version < *highest {
                     regressions.push(format!(
                         "{}: goods {} at {} after {}",
-                        store.name(),
+                        RecordStore::name(&store),
                         record.goods_id,
                         record.version,
                         highest

@@ -2,10 +2,25 @@
 
 use crate::model::GoodsId;
 
+/// What every goods record's Redis key starts with (a `SCAN MATCH` pattern
+/// is this followed by `*`).
+pub const REDIS_KEY_PREFIX: &str = "pr:g:";
+
 /// Redis key of a goods record. Short, because there is one per goods and a
 /// catalogue has millions.
 pub fn redis_key(goods_id: GoodsId) -> String {
-    format!("pr:g:{goods_id}")
+    format!("{REDIS_KEY_PREFIX}{goods_id}")
+}
+
+/// The goods id of a Redis key made by [`redis_key`]; `None` for any other
+/// key (checked by rebuilding the key, so "pr:g:007" is not goods 7).
+pub fn goods_id_from_redis_key(key: &[u8]) -> Option<GoodsId> {
+    let digits = key.strip_prefix(REDIS_KEY_PREFIX.as_bytes())?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let id: GoodsId = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    (redis_key(id).as_bytes() == key).then_some(id)
 }
 
 /// Hash slots of a Redis Cluster.
@@ -86,5 +101,19 @@ mod tests {
     #[test]
     fn redis_key_is_stable() {
         assert_eq!(redis_key(123), "pr:g:123");
+    }
+
+    #[test]
+    fn redis_keys_parse_back_to_their_goods_only() {
+        for id in [0, 7, 12_345, u64::MAX] {
+            assert_eq!(goods_id_from_redis_key(redis_key(id).as_bytes()), Some(id));
+        }
+        assert_eq!(goods_id_from_redis_key(b"other:12345"), None);
+        assert_eq!(goods_id_from_redis_key(format!("{}x", redis_key(7)).as_bytes()), None);
+        assert_eq!(goods_id_from_redis_key(b"pr:g:007"), None);
+        assert_eq!(goods_id_from_redis_key(b"pr:g:"), None);
+        assert_eq!(goods_id_from_redis_key(b"pr:g:-1"), None);
+        assert_eq!(goods_id_from_redis_key(b"pr:g:18446744073709551616"), None, "above u64");
+        assert_eq!(goods_id_from_redis_key(b""), None);
     }
 }

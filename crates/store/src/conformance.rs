@@ -1,17 +1,18 @@
 //! The conformance suite every [`RecordStore`] (and [`RecordWriter`]) must
 //! pass. A store's test seeds the store with [`fixture`] in its own native
 //! way (SQL rows, Redis values, HBase cells, or through its writer), then
-//! calls [`check_reads`]; a writable store also runs [`check_versioned_writes`].
-//! The functions panic with a message naming the store and the rule broken.
+//! calls [`check_reads`]; a writable store also runs [`check_versioned_writes`],
+//! and a store with raw reads [`check_inspection`] ([`walk_all`] walks one
+//! whole). The functions panic with a message naming the store and the rule broken.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test tooling: a panic fails the test")]
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use pricing_record::{Activity, ActivityKind, GoodsId, GoodsRecord, GoodsStatus};
+use pricing_record::{Activity, ActivityKind, GoodsId, GoodsRecord, GoodsStatus, decode_for};
 use rust_decimal::Decimal;
 
-use crate::{RecordStore, RecordWriter, SharedRecord};
+use crate::{Inspect, RecordStore, RecordWriter, SharedRecord, WalkCursor};
 
 /// Ids the fixture holds: live goods, one with many activities (compressed
 /// when encoded), and a tombstone.
@@ -136,6 +137,48 @@ pub async fn check_versioned_writes(writer: &dyn RecordWriter, reader: &dyn Reco
 
     writer.remove(&[id, id + 1]).await.unwrap();
     assert!(reader.fetch(&[id, id + 1]).await.unwrap().is_empty(), "{name}: remove left records");
+}
+
+/// Every goods id a whole walk of `store` finds (about `count` asked per
+/// step), and the number of steps. Panics on an error, or when the walk
+/// does not end within 100,000 steps.
+pub async fn walk_all(store: &dyn Inspect, count: u32) -> (BTreeSet<GoodsId>, usize) {
+    let name = store.name().to_owned();
+    let mut found = BTreeSet::new();
+    let mut cursor = WalkCursor::start();
+    for steps in 1..=100_000 {
+        let page = store.walk(&cursor, count).await.unwrap_or_else(|e| panic!("{name}: walk step {steps}: {e}"));
+        found.extend(page.ids);
+        match page.next {
+            Some(next) => cursor = next,
+            None => return (found, steps),
+        }
+    }
+    panic!("{name}: the walk did not end");
+}
+
+/// [`Inspect`] on a store seeded with `seeded` through its writer: each
+/// entry's bytes decode to the seeded record, its guard blocks writes up to
+/// the record's version, ids the store does not hold are absent, and a walk
+/// finds every seeded id.
+pub async fn check_inspection(store: &dyn Inspect, seeded: &[SharedRecord]) {
+    let name = store.name().to_owned();
+    let mut ids: Vec<GoodsId> = seeded.iter().map(|r| r.goods_id).collect();
+    ids.extend(ABSENT_IDS);
+    let held = store.inspect(&ids).await.unwrap_or_else(|e| panic!("{name}: inspect: {e}"));
+    assert_eq!(held.len(), seeded.len(), "{name}: one entry per seeded goods, none for an absent one");
+    for record in seeded {
+        let id = record.goods_id;
+        let entry =
+            held.iter().find(|e| e.goods_id == id).unwrap_or_else(|| panic!("{name}: goods {id} not inspected"));
+        let decoded = decode_for(id, &entry.bytes).unwrap_or_else(|e| panic!("{name}: goods {id}: bytes: {e}"));
+        assert_eq!(decoded, **record, "{name}: goods {id}: the bytes are the record written");
+        assert_eq!(entry.guard.blocking_version(), Some(record.version), "{name}: goods {id}: guard");
+    }
+    let (walked, _) = walk_all(store, 2).await;
+    for record in seeded {
+        assert!(walked.contains(&record.goods_id), "{name}: the walk missed goods {}", record.goods_id);
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@
 //! share ([`LogThrottle`]); [`guard`] is the one decorator of a store call
 //! (its timeout, its breaker, its metrics: [`StoreGuard`], and [`Guarded`],
 //! a store whose every fetch goes through one); [`deadline`] is the caller's
-//! [`Deadline`] that cuts every store call's budget.
+//! [`Deadline`] that cuts every store call's budget; [`inspect`] is the
+//! raw-read seam ([`Inspect`]: stored bytes, the version guarding them, a
+//! walk over every goods id) that the reconciler uses.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -37,6 +39,7 @@ pub mod dual;
 pub mod fault;
 pub mod guard;
 pub mod ids;
+pub mod inspect;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod memory;
 pub mod observe;
@@ -49,6 +52,7 @@ pub use deadline::Deadline;
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
 pub use guard::{Admission, GuardError, Guarded, Limits, Meter, StoreGuard};
 pub use ids::{PairId, TierId, UnknownId};
+pub use inspect::{Inspect, RawEntry, VersionGuard, WalkCursor, WalkPage};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 

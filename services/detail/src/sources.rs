@@ -185,8 +185,7 @@ impl Sources {
         deadline: Option<Deadline>,
     ) -> Result<Vec<Promotion>, ApiError> {
         if freshness == Freshness::Order {
-            let rows =
-                self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now)).await?;
+            let rows = self.guarded("promotions", deadline, self.mysql.inner().load_promotions(store_ids, now)).await?;
             return Ok(rows.iter().map(PromotionRow::to_engine).collect());
         }
         let span = i64::try_from(self.promotions_ttl.as_millis()).unwrap_or(i64::MAX);

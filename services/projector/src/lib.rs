@@ -11,8 +11,8 @@
 //! window, named goods) and the drain of the retry queue. [`purge`] deletes
 //! old soft-deleted rows once their tombstones are everywhere. [`reconcile`]
 //! compares the source with each cluster (seed 004 section 3.1) using the
-//! raw reads of [`raw`], and repairs. [`progress`] reports a full sync.
-//! The cursors, queue and purge statements live in
+//! store crates' raw reads (`pricing_store::Inspect`), and repairs.
+//! [`progress`] reports a full sync. The cursors, queue and purge statements live in
 //! `pricing_store_sql::projector`, next to the schema they touch.
 //!
 //! With `[control] file`, the servers' live control file steers the
@@ -32,7 +32,6 @@ pub mod config;
 pub mod error;
 pub mod progress;
 pub mod purge;
-pub mod raw;
 pub mod reconcile;
 pub mod sync;
 pub mod targets;

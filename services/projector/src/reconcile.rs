@@ -10,9 +10,16 @@
 //! - `diverged`: it holds the same or a newer version with other content
 //!   (a write that did not come from the source);
 //! - `extra` (full runs): it holds a goods the source does not have. Found by
-//!   walking the keys of each standalone Redis and checking every id found
-//!   at all clusters; HBase (no scanners in the Thrift test server) and a
-//!   Redis Cluster are not walked, so an extra held only there is not seen.
+//!   walking every cluster's goods ids (`Inspect::walk`: `SCAN` on a
+//!   standalone Redis, one `SCAN` walk per master on a Redis Cluster, a
+//!   scanner over the HBase table) and checking every id the source lacks
+//!   at all clusters.
+//!
+//! The held values come from the store crates' raw reads
+//! ([`pricing_store::Inspect`]): the bytes as stored and the version that
+//! guards them (a Redis value's header, an HBase cell's timestamp), over the
+//! same connections and timeouts as the cluster's writer, errors of the
+//! same kinds.
 //!
 //! Repair ([`Fix`]): what a versioned write can replace (missing, stale,
 //! anything held below the source's version) is written with the current
@@ -28,13 +35,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use futures::future::join_all;
-use pricing_record::codec::peek_version;
 use pricing_record::{GoodsId, GoodsRecord, UnixMillis, decode_for};
-use pricing_store::SharedRecord;
+use pricing_store::{RawEntry, SharedRecord, VersionGuard, WalkCursor};
 
 use crate::Projector;
 use crate::error::ProjectorError;
-use crate::raw::RawEntry;
 use crate::targets::{ClusterTarget, PairTarget};
 use crate::writer::{Landing, Op, Scope, shared};
 
@@ -168,8 +173,9 @@ pub enum Fix {
     Reversion(u64),
 }
 
-/// How `held` differs from `source`, and how to repair it. A held value
-/// with a cell timestamp is an HBase cell, otherwise a Redis value.
+/// How `held` differs from `source`, and how to repair it: the held value's
+/// guard says which store's rule stands in the way (a Redis header can be
+/// removed; an HBase cell timestamp cannot).
 pub fn classify(source: &GoodsRecord, held: Option<&RawEntry>) -> Option<(Difference, Fix)> {
     let Some(held) = held else { return Some((Difference::Missing, Fix::Put)) };
     let difference = match decode_for(source.goods_id, &held.bytes) {
@@ -178,15 +184,11 @@ pub fn classify(source: &GoodsRecord, held: Option<&RawEntry>) -> Option<(Differ
         Ok(record) if record.version < source.version => Difference::Stale,
         Ok(_) => Difference::Diverged,
     };
-    let fix = match held.cell_timestamp {
-        Some(timestamp) => match u64::try_from(timestamp) {
-            Ok(ts) if ts >= source.version => Fix::Reversion(ts),
-            _ => Fix::Put,
-        },
-        None => match peek_version(&held.bytes) {
-            Ok(claimed) if claimed >= source.version => Fix::Replace,
-            _ => Fix::Put,
-        },
+    let blocking = held.guard.blocking_version().filter(|v| *v >= source.version);
+    let fix = match (held.guard, blocking) {
+        (_, None) => Fix::Put,
+        (VersionGuard::Header(_), Some(_)) => Fix::Replace,
+        (VersionGuard::CellTimestamp(_), Some(timestamp)) => Fix::Reversion(timestamp),
     };
     Some((difference, fix))
 }
@@ -262,7 +264,7 @@ impl Projector {
         report: &mut ReconcileReport,
     ) -> Result<(), ProjectorError> {
         let ids: Vec<GoodsId> = records.iter().map(|r| r.goods_id).collect();
-        let held = join_all(clusters.iter().map(|(_, c)| c.raw.get(&ids))).await;
+        let held = join_all(clusters.iter().map(|(_, c)| c.inspect.inspect(&ids))).await;
         // Per cluster: records a versioned write fixes, and ids to remove
         // first; over all clusters: goods to re-version above the highest
         // cell timestamp in the way.
@@ -270,7 +272,7 @@ impl Projector {
         let mut replaces: Vec<Vec<GoodsId>> = vec![Vec::new(); clusters.len()];
         let mut reversion: BTreeMap<GoodsId, (u64, Vec<usize>)> = BTreeMap::new();
         for (i, ((_, cluster), held)) in clusters.iter().zip(held).enumerate() {
-            let held: HashMap<GoodsId, RawEntry> = held?.into_iter().collect();
+            let held: HashMap<GoodsId, RawEntry> = held?.into_iter().map(|e| (e.goods_id, e)).collect();
             report.stores.entry(cluster.name.clone()).or_default().checked += records.len() as u64;
             for record in records {
                 let Some((difference, fix)) = classify(record, held.get(&record.goods_id)) else { continue };
@@ -355,8 +357,8 @@ impl Projector {
         Ok(())
     }
 
-    /// Walks the clusters that can be walked for goods ids the source does
-    /// not have, then checks every such id at every cluster.
+    /// Walks every cluster for goods ids the source does not have, then
+    /// checks every such id at every cluster.
     async fn find_extras(
         &self,
         clusters: &[(&PairTarget, &ClusterTarget)],
@@ -366,30 +368,24 @@ impl Projector {
         let mut candidates = BTreeSet::new();
         let count = self.config.sync.page_size;
         for (_, cluster) in clusters {
-            let mut cursor = 0;
-            let mut walked = false;
+            let mut cursor = WalkCursor::start();
             loop {
-                let Some(step) = cluster.raw.scan(cursor, count).await else { break };
-                walked = true;
-                let (next, ids) = step?;
-                if !ids.is_empty() {
-                    let existing: BTreeSet<GoodsId> = self.source.existing_goods(&ids).await?.into_iter().collect();
-                    candidates.extend(ids.into_iter().filter(|id| !existing.contains(id)));
+                let page = cluster.inspect.walk(&cursor, count).await?;
+                if !page.ids.is_empty() {
+                    let existing: BTreeSet<GoodsId> =
+                        self.source.existing_goods(&page.ids).await?.into_iter().collect();
+                    candidates.extend(page.ids.into_iter().filter(|id| !existing.contains(id)));
                 }
+                let Some(next) = page.next else { break };
                 cursor = next;
-                if cursor == 0 {
-                    break;
-                }
             }
-            if walked {
-                report.walked.push(cluster.name.clone());
-            }
+            report.walked.push(cluster.name.clone());
         }
         let candidates: Vec<GoodsId> = candidates.into_iter().collect();
         for chunk in candidates.chunks(count as usize) {
-            let held = join_all(clusters.iter().map(|(_, c)| c.raw.get(chunk))).await;
+            let held = join_all(clusters.iter().map(|(_, c)| c.inspect.inspect(chunk))).await;
             for ((pair, cluster), held) in clusters.iter().zip(held) {
-                let extra: Vec<GoodsId> = held?.into_iter().map(|(id, _)| id).collect();
+                let extra: Vec<GoodsId> = held?.into_iter().map(|e| e.goods_id).collect();
                 for id in &extra {
                     report.found(&cluster.name, Difference::Extra, *id);
                 }
@@ -416,6 +412,7 @@ impl Projector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pricing_record::codec::peek_version;
     use pricing_record::encode;
     use rust_decimal::Decimal;
 
@@ -431,8 +428,19 @@ mod tests {
         }
     }
 
+    /// `record`'s bytes as an HBase cell at `timestamp`, or (`None`) as a
+    /// Redis value guarded by its header.
     fn held(record: &GoodsRecord, timestamp: Option<i64>) -> RawEntry {
-        RawEntry { bytes: encode(record).unwrap().to_vec(), cell_timestamp: timestamp }
+        let bytes = encode(record).unwrap().to_vec();
+        raw(bytes, timestamp)
+    }
+
+    fn raw(bytes: Vec<u8>, timestamp: Option<i64>) -> RawEntry {
+        let guard = match timestamp {
+            Some(ts) => VersionGuard::CellTimestamp(ts),
+            None => VersionGuard::Header(peek_version(&bytes).ok()),
+        };
+        RawEntry { goods_id: 7, bytes, guard }
     }
 
     #[test]
@@ -448,17 +456,17 @@ mod tests {
         assert_eq!(classify(&source, Some(&held(&other, None))), Some((Difference::Diverged, Fix::Replace)));
         assert_eq!(classify(&source, Some(&held(&other, Some(10)))), Some((Difference::Diverged, Fix::Reversion(10))));
         assert_eq!(classify(&source, Some(&held(&record(12), None))), Some((Difference::Diverged, Fix::Replace)));
-        let garbage = RawEntry { bytes: b"not a record".to_vec(), cell_timestamp: None };
+        let garbage = raw(b"not a record".to_vec(), None);
         assert_eq!(classify(&source, Some(&garbage)), Some((Difference::Corrupt, Fix::Put)));
         // A valid header over a broken payload: Redis's guard would keep it.
-        let mut broken = held(&source, None);
-        broken.bytes.truncate(12);
-        assert_eq!(classify(&source, Some(&broken)), Some((Difference::Corrupt, Fix::Replace)));
+        let mut bytes = encode(&source).unwrap().to_vec();
+        bytes.truncate(12);
+        assert_eq!(classify(&source, Some(&raw(bytes.clone(), None))), Some((Difference::Corrupt, Fix::Replace)));
         // In HBase only the cell timestamp matters, not what the bytes claim.
-        broken.cell_timestamp = Some(4);
-        assert_eq!(classify(&source, Some(&broken)), Some((Difference::Corrupt, Fix::Put)));
-        broken.cell_timestamp = Some(10);
-        assert_eq!(classify(&source, Some(&broken)), Some((Difference::Corrupt, Fix::Reversion(10))));
+        assert_eq!(classify(&source, Some(&raw(bytes.clone(), Some(4)))), Some((Difference::Corrupt, Fix::Put)));
+        assert_eq!(classify(&source, Some(&raw(bytes, Some(10)))), Some((Difference::Corrupt, Fix::Reversion(10))));
+        // A negative timestamp stands in the way of nothing.
+        assert_eq!(classify(&source, Some(&held(&record(9), Some(-1)))), Some((Difference::Stale, Fix::Put)));
         // Another goods' bytes under this key are corrupt for this goods.
         let mut foreign = record(3);
         foreign.goods_id = 8;

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use pricing_store::{Cluster, DualSettings, PairId, RecordWriter};
+use pricing_store::{Cluster, DualSettings, Inspect, PairId, RecordWriter};
 use pricing_store_hbase::HbaseStore;
 use pricing_store_pairs::{Pair, hbase_pair, redis_pair};
 
 use crate::config::ProjectorConfig;
 use crate::error::{ConfigError, ProjectorError};
-use crate::raw::{HbaseRaw, RawReader, RedisRaw};
 
 /// Pair names; clusters are `<pair>-a` and `<pair>-b` (`redis-b`, `hbase-a`).
 pub const REDIS: &str = PairId::Redis.as_str();
@@ -20,7 +19,8 @@ pub struct ClusterTarget {
     pub name: String,
     pub cluster: Cluster,
     pub writer: Arc<dyn RecordWriter>,
-    pub raw: Arc<dyn RawReader>,
+    /// Raw reads of the same cluster through the same store (the reconciler).
+    pub inspect: Arc<dyn Inspect>,
 }
 
 /// A pair: its dual writer (write mode, per-cluster timeouts) and both clusters.
@@ -52,13 +52,7 @@ impl Targets {
         let mut pairs = Vec::new();
         if let Some(redis) = &config.redis {
             let pair = redis_pair(REDIS, redis).map_err(pair_error)?;
-            let raw = |c: &pricing_store_pairs::RedisClusterConfig, name: &str| -> Arc<dyn RawReader> {
-                Arc::new(RedisRaw::new(c.to_store_config(name)))
-            };
-            let clusters = [
-                cluster(&pair, Cluster::A, raw(&redis.a, &format!("{REDIS}-a"))),
-                cluster(&pair, Cluster::B, raw(&redis.b, &format!("{REDIS}-b"))),
-            ];
+            let clusters = [cluster(&pair, Cluster::A), cluster(&pair, Cluster::B)];
             pairs.push(PairTarget { pair, clusters });
         }
         if let Some(hbase) = &config.hbase {
@@ -69,13 +63,7 @@ impl Targets {
                     tracing::error!(store = %format!("{HBASE}-{side}"), %error, "hbase table not ensured; writes will fail into the retry queue");
                 }
             }
-            let raw = |c: &pricing_store_pairs::HbaseClusterConfig, name: &str| -> Arc<dyn RawReader> {
-                Arc::new(HbaseRaw::new(c.to_store_config(name)))
-            };
-            let clusters = [
-                cluster(&pair, Cluster::A, raw(&hbase.a, &format!("{HBASE}-a"))),
-                cluster(&pair, Cluster::B, raw(&hbase.b, &format!("{HBASE}-b"))),
-            ];
+            let clusters = [cluster(&pair, Cluster::A), cluster(&pair, Cluster::B)];
             pairs.push(PairTarget { pair, clusters });
         }
         Ok(Targets { pairs })
@@ -109,12 +97,12 @@ impl Targets {
     }
 }
 
-fn cluster(pair: &Pair, side: Cluster, raw: Arc<dyn RawReader>) -> ClusterTarget {
-    let writer = Arc::clone(
-        &pair.clusters[match side {
-            Cluster::A => 0,
-            Cluster::B => 1,
-        }],
-    );
-    ClusterTarget { name: writer.name().to_owned(), cluster: side, writer, raw }
+fn cluster(pair: &Pair, side: Cluster) -> ClusterTarget {
+    let i = match side {
+        Cluster::A => 0,
+        Cluster::B => 1,
+    };
+    let writer = Arc::clone(&pair.clusters[i]);
+    let inspect = Arc::clone(&pair.inspectors[i]);
+    ClusterTarget { name: writer.name().to_owned(), cluster: side, writer, inspect }
 }

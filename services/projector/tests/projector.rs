@@ -230,6 +230,15 @@ async fn reconcile_finds_and_repairs_hand_corrupted_entries() {
         .tables()
         .mutate_rows(table, &[(hbase_row_key(6), put(b"\xffgarbage".to_vec()))], r6.version as i64)
         .unwrap();
+    // hbase-b: a goods the source does not have (extra), found by walking
+    // the table (HBase was not walked before the store crates' inspection API).
+    let mut stray = r3.clone();
+    stray.goods_id = 888_888;
+    w.hbase[1]
+        .tables()
+        .mutate_rows(table, &[(hbase_row_key(888_888), put(encode(&stray).unwrap().to_vec()))], 3)
+        .unwrap();
+    assert_eq!(w.store_records("hbase-b", &[888_888]).await.len(), 1, "the stray record reads back");
     let row = GoodsRow {
         id: 5_000,
         store_id: 1,
@@ -251,7 +260,9 @@ async fn reconcile_finds_and_repairs_hand_corrupted_entries() {
     assert_eq!((ha.corrupt, ha.total()), (1, 1), "{}", found.table());
     assert!(found.samples.contains(&("hbase-a".into(), Difference::Corrupt, 6)), "{}", found.table());
     let hb = found.stores["hbase-b"];
-    assert_eq!((hb.missing, hb.total()), (1, 1), "{}", found.table());
+    assert_eq!((hb.missing, hb.extra, hb.total()), (1, 1, 2), "{}", found.table());
+    assert!(found.samples.contains(&("hbase-b".into(), Difference::Extra, 888_888)), "{}", found.table());
+    assert_eq!(found.walked, STORES, "every cluster is walked for extras");
     assert_eq!(found.stores["redis-a"].repaired, 0, "no repair without --repair");
 
     let repaired = reconcile(&w, true).await;
@@ -264,6 +275,7 @@ async fn reconcile_finds_and_repairs_hand_corrupted_entries() {
     w.assert_stores_match(&[1, 2, 3, 5, 6, 5_000]).await;
     let gone: Option<Vec<u8>> = redis::cmd("GET").arg(redis_key(999_999)).query_async(&mut redis_a).await.unwrap();
     assert_eq!(gone, None);
+    assert!(w.store_records("hbase-b", &[888_888]).await.is_empty(), "the hbase extra is removed");
     // Redis values were replaced in place; the HBase cell at the record's
     // own timestamp needed a new version above it.
     assert_eq!(w.source_records(&[3]).await[0].version, r3.version);

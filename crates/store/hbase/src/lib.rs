@@ -2,7 +2,9 @@
 //!
 //! Layout: [`HbaseStore`] (in `store`) is the read-path tier and projector
 //! writer: one `getRowsWithColumns` per batch, cell timestamp = record
-//! version. `client` is its pool of synchronous Thrift connections run on
+//! version; it also implements [`pricing_store::Inspect`] for the
+//! reconciler (cells with their timestamps, a walk over the table with a
+//! scanner per step). `client` is its pool of synchronous Thrift connections run on
 //! `spawn_blocking`, with timeouts and error mapping to `StoreError` kinds.
 //! [`HbaseConfig`] says how to reach one cluster. `server`, behind the
 //! `testsuite` feature (test support, off in production builds), is the test
@@ -13,6 +15,7 @@
 
 mod client;
 mod config;
+mod inspect;
 #[cfg(feature = "testsuite")]
 pub mod server;
 mod store;

@@ -100,7 +100,7 @@ impl HbaseStore {
     /// One Thrift call through the pool, with the store-level metrics of
     /// [`StoreCall`] (`op` = the Thrift method; a call dropped by its caller
     /// counts as cancelled) and throttled logging of failures.
-    async fn call<T, F>(&self, method: &'static str, f: F) -> Result<T, StoreError>
+    pub(crate) async fn call<T, F>(&self, method: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut crate::client::Client) -> thrift::Result<T> + Send + 'static,
@@ -113,6 +113,56 @@ impl HbaseStore {
                 .increment(1);
         }
         result
+    }
+
+    /// The record cell of each goods in `ids` that has one, as (goods id,
+    /// cell timestamp, value): one `getRowsWithColumns` for the batch
+    /// (duplicates asked once), rows matched by their key, never by position
+    /// (HBase omits missing rows and promises no order). No I/O for no ids.
+    pub(crate) async fn record_cells(
+        &self,
+        op: &'static str,
+        ids: &[GoodsId],
+    ) -> Result<Vec<(GoodsId, i64, Option<Vec<u8>>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut asked = HashSet::with_capacity(ids.len());
+        let rows: Vec<Vec<u8>> = ids.iter().filter(|id| asked.insert(**id)).map(|id| hbase_row_key(*id)).collect();
+        let (table, column) = (self.table.clone(), self.column.clone());
+        let results = self
+            .call(op, move |c| {
+                c.get_rows_with_columns(table.clone(), rows.clone(), vec![column.clone()], BTreeMap::new())
+            })
+            .await?;
+        let mut cells = Vec::with_capacity(results.len());
+        let mut seen = HashSet::with_capacity(results.len());
+        for row in results {
+            let key = row.row.clone().unwrap_or_default();
+            let Some(id) = goods_id_from_row_key(&key).filter(|id| asked.contains(id)) else {
+                tracing::warn!(store = %self.name, row = %String::from_utf8_lossy(&key), "hbase returned a row that was not asked for");
+                continue;
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some((timestamp, value)) = cell_of(row, &self.column) {
+                cells.push((id, timestamp, value));
+            }
+        }
+        Ok(cells)
+    }
+
+    pub(crate) fn store_name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn table(&self) -> &[u8] {
+        &self.table
+    }
+
+    pub(crate) fn column(&self) -> &[u8] {
+        &self.column
     }
 
     fn invalid(&self, message: String) -> StoreError {
@@ -142,29 +192,10 @@ impl RecordStore for HbaseStore {
     }
 
     async fn fetch(&self, ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut asked = HashSet::with_capacity(ids.len());
-        let rows: Vec<Vec<u8>> = ids.iter().filter(|id| asked.insert(**id)).map(|id| hbase_row_key(*id)).collect();
-        let (table, column) = (self.table.clone(), self.column.clone());
-        let results = self
-            .call("getRowsWithColumns", move |c| {
-                c.get_rows_with_columns(table.clone(), rows.clone(), vec![column.clone()], BTreeMap::new())
-            })
-            .await?;
-        let mut found = Vec::with_capacity(results.len());
-        let mut seen = HashSet::with_capacity(results.len());
-        for row in results {
-            let key = row.row.clone().unwrap_or_default();
-            let Some(id) = goods_id_from_row_key(&key).filter(|id| asked.contains(id)) else {
-                tracing::warn!(store = %self.name, row = %String::from_utf8_lossy(&key), "hbase returned a row that was not asked for");
-                continue;
-            };
-            if !seen.insert(id) {
-                continue;
-            }
-            let Some((_, Some(bytes))) = cell_of(row, &self.column) else { continue };
+        let cells = self.record_cells("getRowsWithColumns", ids).await?;
+        let mut found = Vec::with_capacity(cells.len());
+        for (id, _, value) in cells {
+            let Some(bytes) = value else { continue };
             match decode_for(id, &bytes) {
                 Ok(record) => found.push(Arc::new(record)),
                 Err(error) => count_corrupt(&self.name, id, &error),

@@ -6,7 +6,8 @@
 //! live [`DualSettings`]: read mode, write mode, timeouts, breakers);
 //! [`redis_pair`] and [`hbase_pair`] build the [`Pair`]: a `DualStore` for
 //! reads, a `DualWriter` for versioned writes, and the `Live` settings cell
-//! the control config swaps. A pair knows which it is ([`PairId`]); its
+//! the control config swaps, plus each cluster's own writer and raw reads
+//! (`Inspect`, for the reconciler). A pair knows which it is ([`PairId`]); its
 //! name, in metrics and store names, is the id's spelling in production
 //! (`redis`, clusters `redis-a` and `redis-b`), another where tests need
 //! a second pair of the same kind that their metrics do not count.
@@ -15,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_store::{DualSettings, DualStore, DualWriter, Live, PairId, RecordStore, RecordWriter, live};
+use pricing_store::{DualSettings, DualStore, DualWriter, Inspect, Live, PairId, RecordStore, RecordWriter, live};
 use pricing_store_hbase::{HbaseConfig, HbaseStore, Transport};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use serde::Deserialize;
@@ -122,6 +123,9 @@ pub struct Pair {
     pub settings: Live<DualSettings>,
     /// Each cluster's own writer (full sync of one side after recovery).
     pub clusters: [Arc<dyn RecordWriter>; 2],
+    /// Each cluster's raw reads (the reconciler), over the same store as
+    /// its writer: same connections, timeouts and metrics.
+    pub inspectors: [Arc<dyn Inspect>; 2],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +170,27 @@ impl HbaseClusterConfig {
     }
 }
 
-fn assemble<S: RecordStore + RecordWriter>(id: PairId, name: &str, a: S, b: S, settings: DualSettings) -> Pair {
+fn assemble<S: RecordStore + RecordWriter + Inspect>(
+    id: PairId,
+    name: &str,
+    a: S,
+    b: S,
+    settings: DualSettings,
+) -> Pair {
     let (a, b) = (Arc::new(a), Arc::new(b));
     let settings = live(settings);
     let store = DualStore::new(name, Arc::clone(&a) as _, Arc::clone(&b) as _, Arc::clone(&settings));
     let writer = DualWriter::new(name, Arc::clone(&a) as _, Arc::clone(&b) as _, Arc::clone(&settings));
-    Pair { id, name: name.to_owned(), store: Arc::new(store), writer: Arc::new(writer), settings, clusters: [a, b] }
+    let inspectors: [Arc<dyn Inspect>; 2] = [Arc::clone(&a) as _, Arc::clone(&b) as _];
+    Pair {
+        id,
+        name: name.to_owned(),
+        store: Arc::new(store),
+        writer: Arc::new(writer),
+        settings,
+        clusters: [a, b],
+        inspectors,
+    }
 }
 
 /// Builds a Redis pair named `name` (clusters `<name>-a`, `<name>-b`);
@@ -232,9 +251,11 @@ mod tests {
                 .unwrap();
         let pair = redis_pair(PairId::Redis.as_str(), &redis).unwrap();
         assert_eq!((pair.id, pair.clusters[0].name()), (PairId::Redis, "redis-a"));
+        assert_eq!(pair.inspectors[1].name(), "redis-b");
         let hbase: HbasePairConfig =
             toml::from_str("a = { addresses = [\"127.0.0.1:1\"] }\nb = { addresses = [\"127.0.0.1:2\"] }").unwrap();
         let pair = hbase_pair("seed-hbase", &hbase).unwrap();
         assert_eq!((pair.id, pair.clusters[1].name()), (PairId::Hbase, "seed-hbase-b"));
+        assert_eq!(pair.inspectors[0].name(), "seed-hbase-a");
     }
 }

@@ -629,6 +629,46 @@ impl Router {
         Ok(out)
     }
 
+    /// One `SCAN` step of a walk over the whole cluster: one `SCAN` walk per
+    /// master, the masters in address order. `at` is the master and its
+    /// `SCAN` cursor (`None`: the first master, from the start); returns the
+    /// keys found and where the next step starts (`None`: every master is
+    /// done). A master whose walk is under way keeps being asked even if a
+    /// failover demoted it (a replica holds the same keys); the next master
+    /// is taken from the topology known when its turn comes.
+    pub(crate) async fn scan_step(
+        &self,
+        at: Option<(Arc<str>, u64)>,
+        pattern: &str,
+        count: u32,
+    ) -> RedisResult<(Vec<Vec<u8>>, Option<(Arc<str>, u64)>)> {
+        let topology = self.current().await?;
+        let mut masters: Vec<&Arc<str>> = topology.masters.iter().map(|m| &m.addr).collect();
+        masters.sort();
+        let (addr, cursor) = match at {
+            Some(at) => at,
+            None => match masters.first() {
+                Some(first) => (Arc::clone(first), 0),
+                None => return Err(invalid("the cluster lists no master")),
+            },
+        };
+        let node = self.node(&addr)?;
+        let mut conn = node.read.clone();
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
+        let (next, keys): (u64, Vec<Vec<u8>>) = cmd.query_async(&mut conn).await.inspect_err(|error| {
+            if wants_refresh(error) {
+                self.request_refresh();
+            }
+        })?;
+        let next = if next != 0 {
+            Some((addr, next))
+        } else {
+            masters.into_iter().find(|m| **m > addr).map(|m| (Arc::clone(m), 0))
+        };
+        Ok((keys, next))
+    }
+
     /// Commands that change no key (`UNLINK` per slot), one pipeline per node.
     pub(crate) async fn unlink(&self, keys: &[String]) -> RedisResult<()> {
         let topology = self.current().await?;

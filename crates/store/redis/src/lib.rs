@@ -7,7 +7,10 @@
 //! refreshed in the background, one pipeline per node per batch, writes
 //! retried through failovers), chosen by [`RedisConfig::cluster`]; [`config`] holds the settings
 //! and their validation; [`script`] holds the Lua version guard that makes
-//! versions only move forward, atomically on the server.
+//! versions only move forward, atomically on the server. The store also
+//! implements [`pricing_store::Inspect`] (`inspect`: values as stored with
+//! their header's version; a `SCAN` walk, on a Cluster one per master) for
+//! the reconciler.
 //!
 //! Keys are [`pricing_record::keys::redis_key`]; values are the record codec's
 //! bytes ([`pricing_record::encode`]). A value that does not decode for its
@@ -15,7 +18,7 @@
 //! error. Every call is bounded by [`RedisConfig::call_deadline`]: a frozen
 //! server becomes `Timeout`, a refused or dropped connection `Unavailable`.
 //!
-//! Metrics (label `store` = the configured name, `op` = fetch | put | remove):
+//! Metrics (label `store` = the configured name, `op` = fetch | put | remove | inspect | walk):
 //! `pricing_store_requests_total{store,op}`,
 //! `pricing_store_errors_total{store,op,kind}` (kind = timeout | unavailable | protocol | cancelled),
 //! `pricing_store_latency_seconds{store,op}` (histogram),
@@ -30,6 +33,7 @@
 
 mod cluster;
 pub mod config;
+mod inspect;
 pub mod script;
 mod store;
 

@@ -36,7 +36,7 @@ pub struct RedisStore {
 
 /// The connection behind the store, chosen by [`RedisConfig::cluster`].
 #[derive(Clone)]
-enum Conn {
+pub(crate) enum Conn {
     /// A multiplexed connection (clones share one TCP connection; concurrent
     /// calls are pipelined on it) that reconnects by itself: a call that
     /// finds the connection broken fails, and starts a new connection in the
@@ -83,10 +83,37 @@ impl RedisStore {
         &self.config
     }
 
+    pub(crate) fn store_name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// The values of `keys` in order (`None` for a missing key): one MGET;
+    /// on a Cluster one pipeline per node (one MGET per hash slot), all
+    /// nodes at once, the answers put back in key order. Unbounded: callers
+    /// run it through [`RedisStore::call`].
+    pub(crate) async fn mget(&self, keys: &[String]) -> RedisResult<Vec<Option<Vec<u8>>>> {
+        let values: Vec<Option<Vec<u8>>> = match &self.conn {
+            Conn::Standalone(conn) => redis::cmd("MGET").arg(keys).query_async(&mut conn.clone()).await?,
+            Conn::Cluster(router) => router.mget(keys).await?,
+        };
+        if values.len() != keys.len() {
+            return Err(unexpected("MGET answered a different number of values than keys asked", values.len()));
+        }
+        Ok(values)
+    }
+
     /// Runs one store call: bounded by the call deadline, errors classified,
     /// metrics recorded (requests, errors by kind, latency; a call its caller
     /// drops is counted as cancelled).
-    async fn call<T>(&self, op: &'static str, work: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        work: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
         let call = StoreCall::start(&self.name, op);
         let result = match tokio::time::timeout(self.config.call_deadline(), work).await {
             Ok(Ok(value)) => Ok(value),
@@ -111,21 +138,8 @@ impl RecordStore for RedisStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut seen = HashSet::with_capacity(ids.len());
-        let unique: Vec<GoodsId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-        let keys: Vec<String> = unique.iter().map(|id| redis_key(*id)).collect();
-        let values = self
-            .call("fetch", async {
-                let values: Vec<Option<Vec<u8>>> = match &self.conn {
-                    Conn::Standalone(conn) => redis::cmd("MGET").arg(&keys).query_async(&mut conn.clone()).await?,
-                    Conn::Cluster(router) => router.mget(&keys).await?,
-                };
-                if values.len() != keys.len() {
-                    return Err(unexpected("MGET answered a different number of values than keys asked", values.len()));
-                }
-                Ok(values)
-            })
-            .await?;
+        let (unique, keys) = unique_keys(ids);
+        let values = self.call("fetch", self.mget(&keys)).await?;
         let mut records = Vec::with_capacity(values.len());
         for (id, value) in unique.iter().zip(values) {
             let Some(bytes) = value else { continue };
@@ -223,6 +237,14 @@ impl RecordWriter for RedisStore {
         })
         .await
     }
+}
+
+/// `ids` without repeats (first occurrence kept) and their keys, in that order.
+pub(crate) fn unique_keys(ids: &[GoodsId]) -> (Vec<GoodsId>, Vec<String>) {
+    let mut seen = HashSet::with_capacity(ids.len());
+    let unique: Vec<GoodsId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let keys = unique.iter().map(|id| redis_key(*id)).collect();
+    (unique, keys)
 }
 
 fn unexpected(what: &'static str, got: usize) -> RedisError {
