@@ -16,10 +16,8 @@ pub const WIRE_SCALE: u32 = 2;
 /// the list server formats three amounts per goods, and `Display` was 8% of
 /// its CPU at peak. The text is the same, except that a negative zero is "0.00".
 pub fn to_wire(amount: Decimal) -> String {
-    use std::fmt::Write as _;
     let mut text = String::with_capacity(24);
-    // Writing to a String cannot fail.
-    let _ = write!(text, "{}", Fen::round(amount));
+    Fen::round(amount).push_text(&mut text);
     text
 }
 

@@ -20,7 +20,7 @@
 //! fen value, and the engine's products of two amounts fit without a check
 //! failing in practice (checked arithmetic still guards them).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use rust_decimal::Decimal;
 
@@ -150,26 +150,45 @@ impl From<i64> for Fen {
     }
 }
 
+impl Fen {
+    /// Appends the wire text ("12.30", "-0.50", "0.00": exactly 2 places) to
+    /// `out`. The list server writes three amounts per goods: integers go
+    /// through `itoa` (no formatting machinery, u64 arithmetic whenever the
+    /// amount fits, which every price does), the cents as two digits.
+    pub fn push_text(self, out: &mut String) {
+        let magnitude = self.0.unsigned_abs();
+        if self.0 < 0 {
+            out.push('-');
+        }
+        let mut digits = itoa::Buffer::new();
+        let cents = match u64::try_from(magnitude) {
+            Ok(fen) => {
+                out.push_str(digits.format(fen / 100));
+                fen % 100
+            }
+            Err(_) => {
+                out.push_str(digits.format(magnitude / 100));
+                // The remainder of a division by 100 is below 100.
+                u64::try_from(magnitude % 100).unwrap_or(0)
+            }
+        };
+        out.push('.');
+        let at = usize::try_from(cents).unwrap_or(0) * 2;
+        out.push_str(CENTS.get(at..at + 2).unwrap_or("00"));
+    }
+}
+
+/// "00" to "99" one after the other: the cents of [`Fen::push_text`].
+const CENTS: &str = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+    5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
 /// "12.30", "-0.50", "0.00": the amount with exactly 2 places, the text of
-/// money on the wire.
+/// money on the wire ([`Fen::push_text`]).
 impl fmt::Display for Fen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let magnitude = self.0.unsigned_abs();
-        let (units, cents) = (magnitude / 100, magnitude % 100);
-        if self.0 < 0 {
-            f.write_str("-")?;
-        }
-        // Through u64 when it fits: std formats u64 with a faster routine
-        // than u128 (the list server formats three amounts per goods).
-        match u64::try_from(units) {
-            Ok(units) => write!(f, "{units}")?,
-            Err(_) => write!(f, "{units}")?,
-        }
-        // cents < 100: two digits, written without the padding machinery.
-        let cents = u8::try_from(cents).map_err(|_| fmt::Error)?;
-        f.write_char('.')?;
-        f.write_char(char::from(b'0' + cents / 10))?;
-        f.write_char(char::from(b'0' + cents % 10))
+        let mut text = String::with_capacity(24);
+        self.push_text(&mut text);
+        f.write_str(&text)
     }
 }
 
