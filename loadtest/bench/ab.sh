@@ -45,17 +45,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # port pid
-    for _ in $(seq 1 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "ab.sh: process $2 exited before listening on $1" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "ab.sh: nothing listens on port $1" >&2
-    exit 1
-}
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 base_commit=$(git -C "$root" rev-parse --short "$base_rev")
 head_commit=$(git -C "$root" rev-parse --short HEAD)
@@ -94,27 +85,14 @@ list_run() { # build round
     local port metrics_port pid
     port=$(free_port)
     metrics_port=$(free_port)
-    cat >"$work/list.toml" <<EOF
-version = 1
-[server]
-listen = "127.0.0.1:$port"
-metrics_listen = "127.0.0.1:$metrics_port"
-log = "warn"
-worker_threads = 2
-[source]
-embedded_path = "$work/demo.db"
-[cache]
-ttl_ms = 3600000
-[read]
-tiers = ["sql"]
-EOF
+    list_memory_config "$port" "$metrics_port" "$work/demo.db" >"$work/list.toml"
     "$out/$1/pricing-list" --config "$work/list.toml" >"$out/list-$1-$2.log" 2>&1 &
     pid=$!
     pids+=("$pid")
     wait_port "$port" "$pid"
-    grpc_ok "$port" /pricing.v1.ListPricing/BatchGetPrices "$work/batch.bin"
-    grpc_ok "$port" /pricing.v1.ListPricing/BatchGetPrices "$work/batch.bin"
-    last=$(h2_peak "list-$1-$2" "$port" /pricing.v1.ListPricing/BatchGetPrices "$work/batch.bin")
+    grpc_ok "$port" "$LIST_PATH" "$work/batch.bin"
+    grpc_ok "$port" "$LIST_PATH" "$work/batch.bin"
+    last=$(h2_peak "list-$1-$2" "$port" "$LIST_PATH" "$work/batch.bin")
     stop_pid "$pid"
 }
 

@@ -13,28 +13,18 @@ set -euo pipefail
 bin=$1; n=${2:-5000}; out=${3:-$(mktemp -u /tmp/list-callgrind.XXXXXX)}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/list.toml" <<EOT
-version = 1
-[server]
-listen = "127.0.0.1:$port"
-log = "warn"
-worker_threads = 2
-[source]
-embedded_path = "$work/demo.db"
-[cache]
-ttl_ms = 3600000
-[read]
-tiers = ["sql"]
-EOT
+# shellcheck source=common.sh
+. "$here/common.sh"
+port=$(free_port)
+list_memory_config "$port" "$(free_port)" "$work/demo.db" >"$work/list.toml"
 python3 "$here/grpc_body.py" 101 20 >"$work/batch.bin"
 valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --config "$work/list.toml" >"$work/log" 2>&1 &
 pid=$!
-for _ in $(seq 1 1200); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
-h2load -n 500 -c 4 -m 4 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/batch.bin" http://127.0.0.1:$port/pricing.v1.ListPricing/BatchGetPrices >/dev/null
-callgrind_control -z "$pid" >/dev/null
-h2load -n $n -c 4 -m 4 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/batch.bin" http://127.0.0.1:$port/pricing.v1.ListPricing/BatchGetPrices | grep -E "requests:"
-callgrind_control -d "$pid" >/dev/null
+wait_port "$port" "$pid"
+h2load -n 500 -c 4 -m 4 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/batch.bin" "http://127.0.0.1:$port$LIST_PATH" >/dev/null
+callgrind_control -z "$pid" >/dev/null 2>&1
+h2load -n $n -c 4 -m 4 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/batch.bin" "http://127.0.0.1:$port$LIST_PATH" | grep -E "requests:"
+callgrind_control -d "$pid" >/dev/null 2>&1
 kill $pid; wait $pid || true
 rm -rf "$work"
 total=$(awk '/^summary:/ {print $2}' "$out.1")
