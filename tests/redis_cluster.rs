@@ -158,6 +158,23 @@ async fn a_killed_master_in_each_cluster_fails_no_call_and_reads_reach_the_promo
     }
     assert!(a_serves, "cluster A serves reads after its failover");
     assert!(both_serve, "both clusters serve reads after both failovers");
+    if !summary.failures.is_empty() {
+        // Seen once (2026-12-02): "not found" for the killed master's ids.
+        // Tell a key the cluster lost from one the client misread.
+        for cluster in [Cluster::A, Cluster::B] {
+            let nodes = stack.cluster(cluster);
+            let absent: Vec<GoodsId> = all_ids()
+                .into_iter()
+                .filter(|id| {
+                    let key = redis_key(*id);
+                    let node = nodes.master_of_slot(key_slot(key.as_bytes()));
+                    !nodes.command(node, &["EXISTS", &key]).starts_with(":1")
+                })
+                .take(10)
+                .collect();
+            println!("cluster {}: ids absent at their master after the load (first 10): {absent:?}", cluster.as_str());
+        }
+    }
     summary.assert_clean();
     stack.stop().await;
 }
