@@ -172,17 +172,16 @@ mod tests {
 
     #[test]
     fn the_pin_hash_is_fixed_across_builds() {
-        // Pinned values: a change here would move users between variants on deploy.
-        assert_eq!(pin_bucket("ten", "user-0"), pin_bucket("ten", "user-0"));
-        let buckets: Vec<u8> = ["a", "b", "c"].iter().map(|pin| pin_bucket("beta", pin)).collect();
-        let expected: Vec<u8> = ["a", "b", "c"]
-            .iter()
-            .map(|pin| {
-                let d = Sha256::digest([b"beta".as_slice(), &[0], pin.as_bytes()].concat());
-                (u64::from_be_bytes(d[..8].try_into().unwrap()) % 100) as u8
-            })
-            .collect();
-        assert_eq!(buckets, expected);
+        // Literal buckets (SHA-256 of salt, 0, pin; first 8 bytes big-endian
+        // mod 100, computed outside Rust): a change of the hash, the salt
+        // separator or the byte order fails here, before it moves users
+        // between variants on deploy.
+        let pinned =
+            [("beta", "a", 54), ("beta", "b", 5), ("beta", "c", 86), ("ten", "user-0", 77), ("ten", "user-1", 45)];
+        for (salt, pin, bucket) in pinned {
+            assert_eq!(pin_bucket(salt, pin), bucket, "bucket of pin {pin:?} under salt {salt:?}");
+        }
+        assert_eq!(pin_bucket("canary-2026", "pin-12345"), 35);
     }
 
     #[test]
