@@ -15,7 +15,7 @@ use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_proto::v1::{self, BatchGetPricesRequest, CallerContext, GetGoodsPriceRequest};
 use pricing_store_sql::source::SourceSettings;
-use pricing_testkit::net::eventually;
+use pricing_testkit::net::{Shutdown, eventually};
 use pricing_tests::{app, channel, signed_as};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -62,13 +62,13 @@ struct Stack {
     list: Channel,
     detail: Channel,
     control_path: PathBuf,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 
@@ -81,13 +81,7 @@ async fn start(control_text: &str) -> Stack {
     // Seed once before both servers open the file.
     pricing_store_sql::source::open(&source).await.unwrap().close().await;
 
-    let (stop, stopped) = watch::channel(false);
-    let until = move || {
-        let mut rx = stopped.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = Shutdown::new();
     let mut list_config = ListConfig::default();
     list_config.server.metrics_listen = None;
     list_config.server.control_file = Some(control_path.clone());
@@ -102,8 +96,8 @@ async fn start(control_text: &str) -> Stack {
     let list_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let detail_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (list_addr, detail_addr) = (list_listener.local_addr().unwrap(), detail_listener.local_addr().unwrap());
-    tokio::spawn(pricing_list::serve(list_listener, list_config, until()));
-    tokio::spawn(pricing_detail::serve(detail_listener, detail_config, until()));
+    tokio::spawn(pricing_list::serve(list_listener, list_config, stop.signal()));
+    tokio::spawn(pricing_detail::serve(detail_listener, detail_config, stop.signal()));
     Stack { list: channel(list_addr).await, detail: channel(detail_addr).await, control_path, stop, _dir: dir }
 }
 

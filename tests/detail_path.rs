@@ -19,7 +19,7 @@ use pricing_store_redis::{RedisConfig, RedisStore};
 use pricing_store_sql::demo::{self, DemoOptions, well_known};
 use pricing_store_sql::source::SourceSettings;
 use pricing_store_sql::{SqlOptions, SqlStore};
-use pricing_testkit::net::eventually;
+use pricing_testkit::net::{Shutdown, eventually};
 use pricing_testkit::proxy::{Mode, TcpProxy};
 use pricing_testkit::redis::RedisServer;
 use pricing_tests::{app, channel, lines};
@@ -36,7 +36,7 @@ struct DetailStack {
     sql: Arc<SqlStore>,
     mysql_proxy: TcpProxy,
     redis: [RedisServer; 2],
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 fn mysql_addr(url: &str) -> (std::net::SocketAddr, String) {
@@ -69,13 +69,7 @@ impl DetailStack {
         let sql = Arc::new(SqlStore::connect_with(&proxied, options).await.unwrap());
 
         let redis = [RedisServer::start(), RedisServer::start()];
-        let (stop, stopped) = watch::channel(false);
-        let until = move || {
-            let mut rx = stopped.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let stop = Shutdown::new();
 
         // The list server the detail path falls back to, over the same database.
         let list_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -84,7 +78,7 @@ impl DetailStack {
         list_config.server.metrics_listen = None;
         list_config.source = SourceSettings { database_url: Some(proxied.clone()), ..SourceSettings::default() };
         let reader = pricing_list::build_reader(&list_config, Some(Arc::clone(&sql) as _)).await.unwrap();
-        tokio::spawn(pricing_list::serve_with_reader(list_listener, list_config, reader, until()));
+        tokio::spawn(pricing_list::serve_with_reader(list_listener, list_config, reader, stop.signal()));
 
         let mut config = DetailConfig::default();
         config.server.metrics_listen = None;
@@ -114,7 +108,7 @@ impl DetailStack {
             config,
             Arc::clone(&sources),
             board.clone(),
-            until(),
+            stop.signal(),
         ));
         DetailStack { detail_addr, board, _sources: sources, sql, mysql_proxy, redis, stop }
     }
@@ -137,7 +131,7 @@ impl DetailStack {
 
 impl Drop for DetailStack {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 

@@ -12,6 +12,7 @@ use pricing_proto::v1::{
 use pricing_record::{Activity, ActivityKind, GoodsStatus};
 use pricing_store_sql::GoodsRow;
 use pricing_store_sql::demo::well_known;
+use pricing_testkit::net::Shutdown;
 use pricing_tests::{Stack, app, channel, lines};
 use rust_decimal::Decimal;
 use tonic::Code;
@@ -472,18 +473,12 @@ async fn a_clean_stop_leaves_the_whole_catalogue_in_the_database_file() {
     detail.server.metrics_listen = None;
     detail.checkout.quote_secret = "test-secret".into();
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = move || {
-        let mut rx = stopped.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = Shutdown::new();
     let list_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let detail_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let list_addr = list_listener.local_addr().unwrap();
-    let list_task = tokio::spawn(pricing_list::serve(list_listener, list, until_stopped()));
-    let detail_task = tokio::spawn(pricing_detail::serve(detail_listener, detail, until_stopped()));
+    let list_task = tokio::spawn(pricing_list::serve(list_listener, list, stop.signal()));
+    let detail_task = tokio::spawn(pricing_detail::serve(detail_listener, detail, stop.signal()));
     // Serving: the list server answers from its database.
     let client = pricing_proto::v1::list_pricing_client::ListPricingClient::new(channel(list_addr).await);
     let reply = pricing_testkit::net::eventually("the list server to answer", Duration::from_secs(60), || {
@@ -497,7 +492,7 @@ async fn a_clean_stop_leaves_the_whole_catalogue_in_the_database_file() {
     assert_eq!(reply.into_inner().prices.len(), 2);
     drop(client);
 
-    stop.send(true).unwrap();
+    stop.stop();
     list_task.await.unwrap().expect("list server");
     detail_task.await.unwrap().expect("detail server");
     for name in ["list.db", "detail.db"] {

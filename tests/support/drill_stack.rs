@@ -35,11 +35,10 @@ use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_record::GoodsId;
 use pricing_store::{Cluster, SharedRecord};
 use pricing_store_sql::SqlStore;
-use pricing_testkit::net::eventually;
+use pricing_testkit::net::{Shutdown, eventually};
 use pricing_testkit::redis::RedisServer;
 use pricing_testkit::redis_cluster::{ClusterOptions, RedisCluster};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -93,7 +92,7 @@ pub struct DrillStack {
     stores: Stores,
     control_path: PathBuf,
     control: Mutex<ControlConfig>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
 }
@@ -137,16 +136,10 @@ impl DrillStack {
         projector.incremental_pass().await.expect("catch-up pass");
         let projector = Arc::new(projector);
 
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut rx = stopped.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let stop = Shutdown::new();
         let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
         let looping = Arc::clone(&projector);
-        let shutdown = until_stopped();
+        let shutdown = stop.signal();
         tasks.push(tokio::spawn(
             async move { looping.run_incremental(false, shutdown).await.map_err(anyhow::Error::from) },
         ));
@@ -161,7 +154,7 @@ impl DrillStack {
         list.redis = Some(pair.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let list_addr = listener.local_addr().expect("bound address");
-        tasks.push(tokio::spawn(pricing_list::serve(listener, list, until_stopped())));
+        tasks.push(tokio::spawn(pricing_list::serve(listener, list, stop.signal())));
 
         let mut detail = DetailConfig::default();
         detail.server.metrics_listen = None;
@@ -173,7 +166,7 @@ impl DrillStack {
         detail.redis = Some(pair);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let detail_addr = listener.local_addr().expect("bound address");
-        tasks.push(tokio::spawn(pricing_detail::serve(listener, detail, until_stopped())));
+        tasks.push(tokio::spawn(pricing_detail::serve(listener, detail, stop.signal())));
 
         DrillStack {
             list_addr,
@@ -294,7 +287,7 @@ impl DrillStack {
 
     /// Stops the servers and the projector's loop and waits for them.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         for task in std::mem::take(&mut self.tasks) {
             tokio::time::timeout(WAIT, task)
                 .await
@@ -307,7 +300,7 @@ impl DrillStack {
 
 impl Drop for DrillStack {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 

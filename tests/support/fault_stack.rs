@@ -38,10 +38,10 @@ use pricing_store::{BreakerSettings, CacheSettings, Cluster, DualSettings, Share
 use pricing_store_hbase::{HbaseConfig, HbaseStore, HbaseTestServer, Transport};
 use pricing_store_pairs::{HbaseClusterConfig, HbasePairConfig, Pair, RedisClusterConfig, RedisPairConfig};
 use pricing_store_sql::{SqlOptions, SqlStore};
+use pricing_testkit::net::Shutdown;
 use pricing_testkit::proxy::TcpProxy;
 use pricing_testkit::redis::RedisServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -233,7 +233,7 @@ pub struct ControlledList {
     control_path: PathBuf,
     /// The control file's current content (what the next rewrite starts from).
     control: Mutex<ControlConfig>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
 }
@@ -253,12 +253,8 @@ impl ControlledList {
 
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let list_addr = listener.local_addr().expect("bound address");
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = async move {
-            let mut rx = stopped;
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let task = tokio::spawn(pricing_list::serve(listener, config, until_stopped));
+        let stop = Shutdown::new();
+        let task = tokio::spawn(pricing_list::serve(listener, config, stop.signal()));
         ControlledList { list_addr, control_path, control: Mutex::new(control), stop, task: Some(task), _dir: dir }
     }
 
@@ -281,7 +277,7 @@ impl ControlledList {
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(30), task)
                 .await
@@ -295,7 +291,7 @@ impl ControlledList {
 impl Drop for ControlledList {
     fn drop(&mut self) {
         // On a failed test: stop serving.
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 
@@ -361,7 +357,7 @@ pub struct DetailFaultStack {
     /// Between the detail server and Redis A, B.
     redis_proxies: [TcpProxy; 2],
     redis: [RedisServer; 2],
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 impl DetailFaultStack {
@@ -400,16 +396,12 @@ impl DetailFaultStack {
         config.checkout.quote_secret = "faults-test".into();
         let urls = [format!("redis://{}/", redis_proxies[0].addr()), format!("redis://{}/", redis_proxies[1].addr())];
         config.redis = Some(redis_pair_config(&urls, dual));
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = async move {
-            let mut rx = stopped;
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let stop = Shutdown::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let detail_addr = listener.local_addr().expect("bound address");
         let board = pricing_control::Switchboard::from_config(control).expect("a valid control config");
         let sources = pricing_detail::build_sources(&config, sql, &board).expect("detail sources");
-        tokio::spawn(pricing_detail::serve_with_sources(listener, config, sources, board, until_stopped));
+        tokio::spawn(pricing_detail::serve_with_sources(listener, config, sources, board, stop.signal()));
         DetailFaultStack { detail_addr, truth, mysql_proxy, redis_proxies, redis, stop }
     }
 
@@ -432,6 +424,6 @@ impl DetailFaultStack {
 
 impl Drop for DetailFaultStack {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }

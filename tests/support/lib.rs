@@ -18,8 +18,8 @@ use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_store_sql::SqlStore;
 use pricing_store_sql::source::SourceSettings;
+use pricing_testkit::net::Shutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -28,7 +28,7 @@ pub struct Stack {
     pub list_addr: SocketAddr,
     pub detail_addr: SocketAddr,
     pub sql: Arc<SqlStore>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
 }
@@ -59,13 +59,7 @@ impl Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let source = SourceSettings { embedded_path: dir.path().join("pricing.db"), ..SourceSettings::default() };
         let sql = Arc::new(pricing_store_sql::source::open(&source).await.expect("open the embedded database"));
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut rx = stopped.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let stop = Shutdown::new();
 
         let list_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let detail_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,12 +67,12 @@ impl Stack {
         let detail_addr = detail_listener.local_addr().unwrap();
         let reader = pricing_list::build_reader(&config.list, Some(Arc::clone(&sql) as _)).await.expect("read chain");
         let tasks = vec![
-            tokio::spawn(pricing_list::serve_with_reader(list_listener, config.list, reader, until_stopped())),
+            tokio::spawn(pricing_list::serve_with_reader(list_listener, config.list, reader, stop.signal())),
             tokio::spawn(pricing_detail::serve_with_store(
                 detail_listener,
                 config.detail,
                 Arc::clone(&sql),
-                until_stopped(),
+                stop.signal(),
             )),
         ];
         Stack { list_addr, detail_addr, sql, stop, tasks, _dir: dir }
@@ -94,12 +88,12 @@ impl Stack {
 
     /// Signals shutdown without waiting (to observe draining).
     pub fn begin_shutdown(&self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 
     /// Signals shutdown and waits until both servers have stopped.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         for task in self.tasks {
             tokio::time::timeout(Duration::from_secs(30), task)
                 .await

@@ -35,9 +35,9 @@ use pricing_store::{
 };
 use pricing_store_hbase::{HbaseConfig, HbaseStore, HbaseTestServer, Transport};
 use pricing_store_pairs::{HbaseClusterConfig, HbasePairConfig, Pair, RedisClusterConfig, RedisPairConfig};
+use pricing_testkit::net::Shutdown;
 use pricing_testkit::redis::RedisServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -55,7 +55,7 @@ pub struct RealStack {
     /// validation): lets a test know its callers are inside before it
     /// releases a held store.
     reads_entered: Arc<AtomicU64>,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -100,12 +100,8 @@ impl RealStack {
         let reader = Arc::new(CountingReader { inner: Arc::clone(&path.reader), entered: Arc::clone(&reads_entered) });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let list_addr = listener.local_addr().expect("bound address");
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = async move {
-            let mut rx = stopped;
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let task = tokio::spawn(pricing_list::serve_with_reader(listener, config, reader, until_stopped));
+        let stop = Shutdown::new();
+        let task = tokio::spawn(pricing_list::serve_with_reader(listener, config, reader, stop.signal()));
         RealStack { list_addr, path, redis, hbase, reads_entered, stop, task: Some(task) }
     }
 
@@ -197,7 +193,7 @@ impl RealStack {
 
     /// Stops the server and waits for it; the stores go with `self`.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(30), task)
                 .await
@@ -211,7 +207,7 @@ impl RealStack {
 impl Drop for RealStack {
     fn drop(&mut self) {
         // On a failed test: stop serving; the fields kill the stores.
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 

@@ -39,6 +39,35 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 
+/// The shutdown of servers under test: hand [`Shutdown::signal`] to each
+/// server's `serve(listener, config, shutdown)`, and [`Shutdown::stop`]
+/// drains them all (a signal taken after the stop resolves at once).
+pub struct Shutdown(tokio::sync::watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown(tokio::sync::watch::channel(false).0)
+    }
+
+    /// Resolves once [`Shutdown::stop`] has been called.
+    pub fn signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopped = self.0.subscribe();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    }
+
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown::new()
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` once
 /// `timeout` has passed. The pause between polls is short and grows.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T

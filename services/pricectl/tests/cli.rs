@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use pricing_testkit::net::{eventually_blocking, free_port};
+use pricing_testkit::net::{Shutdown, eventually_blocking, free_port};
 
 const TOKEN: &str = "list-web-0123456789abcdef-secret";
 
@@ -56,19 +56,13 @@ async fn refusals_are_one_line_and_health_and_config_show_the_live_servers() {
     detail.server.control_file = Some(control);
     detail.checkout.quote_secret = "test-secret".into();
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = move || {
-        let mut rx = stopped.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stop = Shutdown::new();
     let list_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let detail_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let list_url = format!("http://{}", list_listener.local_addr().expect("addr"));
     let detail_url = format!("http://{}", detail_listener.local_addr().expect("addr"));
     // One after the other: both open (and on first start seed) the same file.
-    let list_task = tokio::spawn(pricing_list::serve(list_listener, list, until_stopped()));
+    let list_task = tokio::spawn(pricing_list::serve(list_listener, list, stop.signal()));
     let admin = metrics.to_string();
     let view = {
         let admin = admin.clone();
@@ -81,7 +75,7 @@ async fn refusals_are_one_line_and_health_and_config_show_the_live_servers() {
         .await
         .expect("pricectl config")
     };
-    let detail_task = tokio::spawn(pricing_detail::serve(detail_listener, detail, until_stopped()));
+    let detail_task = tokio::spawn(pricing_detail::serve(detail_listener, detail, stop.signal()));
 
     // The live control view: the caller is there, its token is not.
     let json: serde_json::Value = serde_json::from_str(&view).expect("config prints JSON");
@@ -120,7 +114,7 @@ async fn refusals_are_one_line_and_health_and_config_show_the_live_servers() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Gone: health fails, naming both; a call cannot connect (exit 2, one line).
-    stop.send(true).expect("stop the servers");
+    stop.stop();
     list_task.await.expect("list task").expect("list server");
     detail_task.await.expect("detail task").expect("detail server");
     let out = run(targets(&["health"])).await;
