@@ -86,11 +86,6 @@ impl Limits {
     pub fn within(deadline: Option<Deadline>) -> Limits {
         Limits { timeout: None, deadline, admission: Admission::Counted, leave_for_failover: false }
     }
-
-    pub fn with_deadline(mut self, deadline: Option<Deadline>) -> Limits {
-        self.deadline = deadline;
-        self
-    }
 }
 
 /// A guarded call that failed, and whether its breaker refused it (nothing

@@ -120,7 +120,7 @@ impl DetailService {
         };
         let mut request = Request::new(v1::BatchGetPricesRequest { goods_ids: vec![goods_id], context: Some(context) });
         // The list server gets what the caller has left, as its grpc-timeout.
-        request.set_timeout(deadline.map_or(list.timeout, |d| d.budget(list.timeout)));
+        request.set_timeout(pricing_traffic::deadline::budget(deadline.as_ref(), list.timeout));
         let reply = list.client.clone().batch_get_prices(request).await.map_err(|status| {
             pricing_store::throttled!(
                 |suppressed| tracing::warn!(goods_id, %status, suppressed, "list fallback failed")

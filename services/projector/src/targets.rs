@@ -57,10 +57,11 @@ impl Targets {
         }
         if let Some(hbase) = &config.hbase {
             let pair = hbase_pair(HBASE, hbase).map_err(pair_error)?;
-            for (side, c) in [("a", &hbase.a), ("b", &hbase.b)] {
-                let store = HbaseStore::new(c.to_store_config(&format!("{HBASE}-{side}"))).map_err(pair_error)?;
+            for (side, c) in [(Cluster::A, &hbase.a), (Cluster::B, &hbase.b)] {
+                let name = PairId::Hbase.cluster_name(side);
+                let store = HbaseStore::new(c.to_store_config(name)).map_err(pair_error)?;
                 if let Err(error) = store.ensure_table().await {
-                    tracing::error!(store = %format!("{HBASE}-{side}"), %error, "hbase table not ensured; writes will fail into the retry queue");
+                    tracing::error!(store = name, %error, "hbase table not ensured; writes will fail into the retry queue");
                 }
             }
             let clusters = [cluster(&pair, Cluster::A), cluster(&pair, Cluster::B)];
