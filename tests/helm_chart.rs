@@ -357,6 +357,13 @@ fn production_values_render_the_projector_loop_cronjobs_monitoring_and_parseable
     assert_eq!(token, "CHANGE-ME-list-web-token");
     assert_eq!(account.token_digest(), CallerAccount::with_token(&token, 1, None, 1).token_digest());
     assert!(r.has("ServiceMonitor/pricing") && r.has("PrometheusRule/pricing"));
+    // The pods' track (stable, canary) reaches every Prometheus series as `track`.
+    let relabel = "spec.endpoints[0].relabelings[0]";
+    assert_eq!(
+        r.list("ServiceMonitor/pricing", &format!("{relabel}.sourceLabels")),
+        ["__meta_kubernetes_pod_label_pricing_io_track"]
+    );
+    assert_eq!(r.str("ServiceMonitor/pricing", &format!("{relabel}.targetLabel")), "track");
     assert!(r.str("PrometheusRule/pricing", "spec.groups[0].rules[0].alert").starts_with("Pricing"));
 }
 
@@ -372,6 +379,9 @@ fn the_canary_deployment_exists_only_when_enabled() {
     assert_eq!(r.str(canary, &format!("{CONTAINER}.image")), "pricing-list:0.2.0-rc1");
     assert_eq!(r.str("Deployment/pricing-list", &format!("{CONTAINER}.image")), "pricing-list:0.1.0");
     assert_eq!(r.str(canary, "spec.selector.matchLabels.pricing.io/track"), "canary");
+    // The pods carry the track the ServiceMonitor turns into the `track` label.
+    assert_eq!(r.str(canary, "spec.template.metadata.labels.pricing.io/track"), "canary");
+    assert_eq!(r.str("Deployment/pricing-list", "spec.template.metadata.labels.pricing.io/track"), "stable");
     assert_eq!(r.str("Deployment/pricing-list", "spec.selector.matchLabels.pricing.io/track"), "stable");
     assert_eq!(r.json(canary, &format!("{CONTAINER}.readinessProbe.grpc.port")), "50051");
     // It reads the same control file, and is reached through the list

@@ -130,27 +130,39 @@ async fn connect(target: &Target, count: usize) -> Result<Vec<Channel>, LoadErro
 }
 
 impl Clients {
-    async fn call(&mut self, request: Request, meta: &Metadata, timeout: Duration) -> Result<(), Status> {
+    /// Makes one call; its answer's canary variant (`x-pricing-variant`, on
+    /// success or error) when the server named one.
+    async fn call(&mut self, request: Request, meta: &Metadata, timeout: Duration) -> Result<Option<Variant>, Status> {
         let unavailable = |server| Status::unavailable(format!("no connection to the {server} server"));
         match request {
             Request::Batch(r) => {
                 let client = self.list.as_mut().ok_or_else(|| unavailable("list"))?;
-                client.batch_get_prices(meta.request(r, timeout)).await.map(drop)
+                client.batch_get_prices(meta.request(r, timeout)).await.map(|r| variant(r.metadata()))
             }
             Request::Goods(r) => {
                 let client = self.detail.as_mut().ok_or_else(|| unavailable("detail"))?;
-                client.get_goods_price(meta.request(r, timeout)).await.map(drop)
+                client.get_goods_price(meta.request(r, timeout)).await.map(|r| variant(r.metadata()))
             }
             Request::Preview(r) => {
                 let client = self.detail.as_mut().ok_or_else(|| unavailable("detail"))?;
-                client.preview_order(meta.request(r, timeout)).await.map(drop)
+                client.preview_order(meta.request(r, timeout)).await.map(|r| variant(r.metadata()))
             }
             Request::Order(r) => {
                 let client = self.detail.as_mut().ok_or_else(|| unavailable("detail"))?;
-                client.price_order(meta.request(r, timeout)).await.map(drop)
+                client.price_order(meta.request(r, timeout)).await.map(|r| variant(r.metadata()))
             }
         }
     }
+}
+
+/// A canary variant as the server sent it (a cheap clone of the header's bytes).
+type Variant = MetadataValue<tonic::metadata::Ascii>;
+
+/// The response header naming the canary variant that answered.
+const VARIANT_HEADER: &str = "x-pricing-variant";
+
+fn variant(metadata: &tonic::metadata::MetadataMap) -> Option<Variant> {
+    metadata.get(VARIANT_HEADER).cloned()
 }
 
 /// State every worker shares.
@@ -302,11 +314,12 @@ async fn worker(shared: Arc<Shared>, mut clients: Clients, index: usize, seed: u
             Err(_) => Err(Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))),
         };
         let done = Instant::now();
-        let (code, message) = match &result {
-            Ok(()) => (Code::Ok, None),
-            Err(status) => (status.code(), Some(status.message())),
+        let (code, message, answered_by) = match &result {
+            Ok(answered_by) => (Code::Ok, None, answered_by.clone()),
+            Err(status) => (status.code(), Some(status.message()), variant(status.metadata())),
         };
-        record(shard, rpc, code, (done - measured_from, done - sent_at), done - shared.start, message);
+        let variant = answered_by.as_ref().and_then(|v| v.to_str().ok());
+        record(shard, rpc, code, (done - measured_from, done - sent_at), done - shared.start, message, variant);
         shared.live.done.fetch_add(1, Ordering::Relaxed);
         if code != Code::Ok {
             shared.live.not_ok.fetch_add(1, Ordering::Relaxed);
@@ -322,8 +335,10 @@ fn record(
     latency: (Duration, Duration),
     at: Duration,
     message: Option<&str>,
+    variant: Option<&str>,
 ) {
     // A poisoned shard still holds good counts: a panic elsewhere cannot corrupt a histogram mid-record.
     let mut guard = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     guard.record_sent(rpc, code, latency.0, latency.1, at, message);
+    guard.record_variant(variant, code, latency.0, latency.1);
 }

@@ -60,6 +60,10 @@ pub struct GhzReport {
     pub scheduled: Option<u64>,
     pub sent: u64,
     pub max_behind: u64,
+    /// All RPCs by the canary variant that answered (`x-pricing-variant`;
+    /// `none` for answers without one); absent when no call was answered.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, VariantSummary>,
     /// Filled by the caller from [`windows`] (`--windows`); absent when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<Window>,
@@ -252,6 +256,16 @@ pub struct RpcSummary {
     pub latency_by_code_from_send: BTreeMap<&'static str, CodeLatency>,
 }
 
+/// One canary variant's calls, all RPCs together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantSummary {
+    pub count: u64,
+    pub rps: f64,
+    pub status_code_distribution: BTreeMap<&'static str, u64>,
+    pub percentiles: Percentiles,
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -356,6 +370,20 @@ impl GhzReport {
             scheduled: report.scheduled,
             sent: report.sent,
             max_behind: nanos(report.max_behind),
+            variants: report
+                .stats
+                .variants
+                .iter()
+                .map(|(name, st)| {
+                    let summary = VariantSummary {
+                        count: st.count(),
+                        rps: if secs > 0.0 { st.count() as f64 / secs } else { 0.0 },
+                        status_code_distribution: st.code_distribution(),
+                        percentiles: Percentiles { ok: Quantiles::of(&st.ok), all: Quantiles::of(&st.all) },
+                    };
+                    (name.clone(), summary)
+                })
+                .collect(),
             windows: Vec::new(),
         }
     }
@@ -437,6 +465,13 @@ pub fn table(report: &RunReport) -> String {
         }
     }
     row(&mut out, "all", &report.stats.overall(), secs);
+    // Split by canary variant when the servers named one.
+    if report.stats.variants.keys().any(|name| name != "none") {
+        let _ = writeln!(out, "by canary variant (x-pricing-variant), all RPCs:");
+        for (name, st) in &report.stats.variants {
+            row(&mut out, &format!("  {name}"), st, secs);
+        }
+    }
     let measured = match s.load.mode {
         Mode::Open => "open loop: from each call's due time",
         Mode::Closed => "closed loop: from each call's send",
@@ -618,6 +653,28 @@ mod tests {
         assert!(table.lines().any(|l| l.trim_start().starts_with("OK ") && l.contains(" 100 ")), "{table}");
         assert!(table.contains("the same from each call's actual send"), "open loop: both measures, {table}");
         assert_eq!(table.lines().filter(|l| l.trim_start().starts_with("Unavailable ")).count(), 2, "{table}");
+    }
+
+    #[test]
+    fn the_report_splits_calls_by_canary_variant() {
+        let mut report = sample();
+        let ms = Duration::from_millis;
+        for i in 0..30 {
+            let variant = if i % 3 == 0 { "beta" } else { "stable" };
+            report.stats.record_variant(Some(variant), Code::Ok, ms(1 + i), ms(1 + i));
+        }
+        report.stats.record_variant(Some("beta"), Code::Unavailable, ms(2), ms(2));
+        report.stats.record_variant(None, Code::Ok, ms(1), ms(1));
+        let table = table(&report);
+        assert!(table.contains("by canary variant"), "{table}");
+        assert!(table.lines().any(|l| l.trim_start().starts_with("beta ") && l.contains(" 11 ")), "{table}");
+        assert!(table.lines().any(|l| l.trim_start().starts_with("stable ") && l.contains(" 20 ")), "{table}");
+        let json = serde_json::to_value(GhzReport::new(&report)).unwrap();
+        assert_eq!(json["variants"]["beta"]["count"], 11);
+        assert_eq!(json["variants"]["beta"]["statusCodeDistribution"]["Unavailable"], 1);
+        assert_eq!(json["variants"]["none"]["count"], 1);
+        // Without variant headers there is no split.
+        assert!(!super::table(&sample()).contains("by canary variant"));
     }
 
     #[test]

@@ -167,7 +167,14 @@ pub struct Recorder {
     /// Calls that completed in each whole second with a code other than OK
     /// (same indexing as `timeline`).
     pub timeline_not_ok: Vec<u64>,
+    /// All RPCs by the canary variant that answered (the servers'
+    /// `x-pricing-variant` header, on errors too): `none` for calls without
+    /// one, `other` past [`MAX_VARIANTS`] names.
+    pub variants: BTreeMap<String, RpcStats>,
 }
+
+/// Variant names kept apart in a report.
+pub const MAX_VARIANTS: usize = 32;
 
 impl Recorder {
     /// Records one completed call: `latency` as measured (from the intended
@@ -211,6 +218,26 @@ impl Recorder {
         }
     }
 
+    /// Counts one completed call under the canary variant that answered it
+    /// (`None`: the answer named none).
+    pub fn record_variant(&mut self, variant: Option<&str>, code: Code, latency: Duration, from_send: Duration) {
+        let name = variant.unwrap_or("none");
+        let name = if self.variants.contains_key(name) || self.variants.len() < MAX_VARIANTS { name } else { "other" };
+        if !self.variants.contains_key(name) {
+            self.variants.insert(name.to_owned(), RpcStats::default());
+        }
+        if let Some(stats) = self.variants.get_mut(name) {
+            let us = micros(latency);
+            stats.codes[code as usize] += 1;
+            stats.all.saturating_record(us);
+            stats.by_code.entry(code as usize).or_insert_with(histogram).saturating_record(us);
+            stats.by_code_from_send.entry(code as usize).or_insert_with(histogram).saturating_record(micros(from_send));
+            if code == Code::Ok {
+                stats.ok.saturating_record(us);
+            }
+        }
+    }
+
     fn count_error(&mut self, code: Code, message: &str) {
         let key = format!("rpc error: code = {} desc = {}", code_name(code), message);
         if let Some(n) = self.errors.get_mut(&key) {
@@ -247,6 +274,11 @@ impl Recorder {
         }
         for (mine, theirs) in self.timeline_not_ok.iter_mut().zip(&other.timeline_not_ok) {
             *mine += theirs;
+        }
+        for (name, theirs) in &other.variants {
+            let name =
+                if self.variants.contains_key(name) || self.variants.len() < MAX_VARIANTS { name } else { "other" };
+            self.variants.entry(name.to_owned()).or_default().merge(theirs);
         }
     }
 

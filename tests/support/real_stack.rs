@@ -49,6 +49,9 @@ pub struct RealStack {
     pub list_addr: SocketAddr,
     /// The chain and the pairs the server reads through.
     pub path: ReadPath,
+    /// The list config the server runs with (pointing at the four stores):
+    /// a test can start another server over the same stores from it.
+    pub config: ListConfig,
     redis: [RedisServer; 2],
     hbase: [HbaseTestServer; 2],
     /// Calls that entered the read chain (one per BatchGetPrices that passed
@@ -101,8 +104,8 @@ impl RealStack {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let list_addr = listener.local_addr().expect("bound address");
         let stop = Shutdown::new();
-        let task = tokio::spawn(pricing_list::serve_with_reader(listener, config, reader, stop.signal()));
-        RealStack { list_addr, path, redis, hbase, reads_entered, stop, task: Some(task) }
+        let task = tokio::spawn(pricing_list::serve_with_reader(listener, config.clone(), reader, stop.signal()));
+        RealStack { list_addr, path, config, redis, hbase, reads_entered, stop, task: Some(task) }
     }
 
     pub async fn list(&self) -> ListPricingClient<Channel> {

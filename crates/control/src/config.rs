@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::pair::{PairSwitches, ReadSwitch};
 use crate::switchboard::PairSwitch;
+pub use crate::variant::VariantOverrides;
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -363,22 +364,6 @@ pub struct CanaryRule {
     pub salt: Option<String>,
 }
 
-/// What a canary variant does differently. Every field is optional: absent
-/// means "as the rest of the file says".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VariantOverrides {
-    /// Shadow verification sample rate for this variant, in basis points.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shadow_basis_points: Option<u16>,
-    /// `detail.redis_bypass` for this variant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail_redis_bypass: Option<bool>,
-    /// `detail.fallback_to_list` for this variant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail_fallback_to_list: Option<bool>,
-}
-
 /// Shadow verification (seed 004 3.2.2): a sample of answers re-checked in
 /// the background against the source of truth.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -546,11 +531,9 @@ impl ControlConfig {
             if !is_label(name) {
                 return Err(ControlError::invalid(format!("canary.variants.{name}"), VARIANT_NAME_RULE));
             }
-            if let Some(bp) = overrides.shadow_basis_points
-                && bp > 10_000
-            {
-                return Err(ControlError::invalid(field("shadow_basis_points"), "at most 10000"));
-            }
+            overrides
+                .validate(|pair| self.pair(pair).clone(), &self.list.cache)
+                .map_err(|e| ControlError::invalid(field(e.field), e.reason))?;
         }
         for (i, rule) in canary.rules.iter().enumerate() {
             let field = |key: &str| format!("canary.rules[{i}].{key}");

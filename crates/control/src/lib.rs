@@ -17,6 +17,7 @@
 pub mod config;
 pub mod pair;
 pub mod switchboard;
+pub mod variant;
 pub mod view;
 
 pub use config::{
@@ -24,5 +25,6 @@ pub use config::{
     HotKeySettings, ListSwitches, ProjectorPairSwitches, ProjectorSwitches, ShadowSettings, VariantOverrides,
 };
 pub use pair::{Locality, PairSwitches, ReadSwitch};
-pub use switchboard::{PairSwitch, Reload, Switchboard};
+pub use switchboard::{Capability, PairSwitch, Reload, Switchboard};
+pub use variant::RemainderRuleSwitch;
 pub use view::Change;

@@ -95,6 +95,11 @@ fn projector_write(config: &ControlConfig, pair: PairId) -> WriteMode {
     config.projector.pair(pair).write
 }
 
+/// A check of what the running server can apply, registered by the server
+/// ([`Switchboard::require`]): a config it fails is refused like an invalid
+/// file (the last good one stays, with the reason logged and counted).
+pub type Capability = Arc<dyn Fn(&ControlConfig) -> Result<(), ControlError> + Send + Sync>;
+
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reload {
@@ -133,6 +138,8 @@ struct State {
     zone: Option<String>,
     /// How each pair with bound cells last resolved, to log a change once.
     localities: [Option<Locality>; 3],
+    /// What the server can apply; every new config must pass them all.
+    checks: Vec<Capability>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -201,6 +208,7 @@ impl Switchboard {
                     projector: [Vec::new(), Vec::new()],
                     zone: None,
                     localities: [None, None, None],
+                    checks: Vec::new(),
                 }),
             }),
         }
@@ -303,6 +311,16 @@ impl Switchboard {
         Arc::new(move || board.admin_view().to_string())
     }
 
+    /// Registers what this server can apply: the config in force must pass
+    /// `check` now (else the error, and the server should refuse to start),
+    /// and every later config must pass it to be accepted.
+    pub fn require(&self, check: Capability) -> Result<(), ControlError> {
+        let mut state = self.lock();
+        check(&self.load_config())?;
+        state.checks.push(check);
+        Ok(())
+    }
+
     /// Reads the file now and applies it if it is new and good.
     pub fn reload_now(&self) -> Result<Reload, ControlError> {
         let path = self.inner.path.as_deref().ok_or(ControlError::NoFile)?;
@@ -314,6 +332,7 @@ impl Switchboard {
     pub fn replace(&self, config: ControlConfig) -> Result<Reload, ControlError> {
         config.validate()?;
         let mut state = self.lock();
+        capable(&state, &config)?;
         Ok(self.apply(&mut state, config))
     }
 
@@ -360,7 +379,7 @@ impl Switchboard {
             return Ok(Reload::Unchanged);
         }
         state.last_seen = Some(seen);
-        match parse_bytes(&bytes) {
+        match parse_bytes(&bytes).and_then(|config| capable(&state, &config).map(|()| config)) {
             Ok(config) => Ok(self.apply(&mut state, config)),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "control file refused, keeping the last good config");
@@ -459,6 +478,11 @@ fn set_write(cell: &Live<DualSettings>, write: WriteMode) {
         settings.write = write;
         cell.store(Arc::new(settings));
     }
+}
+
+/// Whether the server can apply `config` (every registered capability check).
+fn capable(state: &State, config: &ControlConfig) -> Result<(), ControlError> {
+    state.checks.iter().try_for_each(|check| check(config))
 }
 
 fn hash(bytes: &[u8]) -> [u8; 32] {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pricing_control::{ControlError, PairSwitch, Reload, Switchboard};
+use pricing_control::{ControlConfig, ControlError, PairSwitch, Reload, Switchboard};
 use pricing_store::{DualSettings, PairId, ReadMode, WriteMode, live};
 
 const EXAMPLE: &str = include_str!("../examples/control.toml");
@@ -243,4 +243,45 @@ fn a_configmap_symlink_swap_is_seen() {
 
     assert!(matches!(board.reload_now().unwrap(), Reload::Applied { version: 2, .. }));
     assert!(board.snapshot().detail.redis_bypass);
+}
+
+#[test]
+fn a_file_the_server_cannot_apply_is_refused_by_its_capability_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_in(&dir);
+    let board = Switchboard::load(&path).unwrap();
+    // A server that can serve no variant reading HBase.
+    let no_hbase: pricing_control::Capability = Arc::new(|config: &pricing_control::ControlConfig| {
+        match config
+            .canary
+            .variants
+            .iter()
+            .find(|(_, v)| v.list_tiers.as_ref().is_some_and(|t| t.contains(&pricing_store::TierId::Hbase)))
+        {
+            Some((name, _)) => Err(ControlError::Invalid {
+                field: format!("canary.variants.{name}.list_tiers"),
+                reason: "no hbase tier".into(),
+            }),
+            None => Ok(()),
+        }
+    });
+    board.require(Arc::clone(&no_hbase)).unwrap();
+    let before = board.snapshot();
+
+    let hbase_variant = format!("{EXAMPLE}\n[canary.variants.hb]\nlist_tiers = [\"hbase\"]\n");
+    write(&path, &hbase_variant);
+    match board.reload_now() {
+        Err(ControlError::Invalid { field, .. }) => assert_eq!(field, "canary.variants.hb.list_tiers"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(Arc::ptr_eq(&before, &board.snapshot()), "the last good config stays");
+    assert!(board.replace(ControlConfig::parse(&hbase_variant).unwrap()).is_err(), "replace checks it too");
+
+    // What the server can apply passes.
+    write(&path, &format!("{EXAMPLE}\n[canary.variants.r]\nlist_tiers = [\"redis\"]\n"));
+    assert!(matches!(board.reload_now().unwrap(), Reload::Applied { version: 2, .. }));
+
+    // A check the config in force already fails is an error at once (a server refuses to start).
+    let other = Switchboard::from_config(ControlConfig::parse(&hbase_variant).unwrap()).unwrap();
+    assert!(other.require(no_hbase).is_err());
 }

@@ -44,7 +44,7 @@
 //! Metrics (labels `pair`, `cluster` = the cluster store's name):
 //! `pricing_dual_requests_total`, `pricing_dual_errors_total{kind}` (kind:
 //! timeout, unavailable, protocol, deadline, breaker_open, cancelled),
-//! `pricing_dual_latency_seconds`, `pricing_dual_failover_total{pair, from, to}`,
+//! `pricing_dual_latency_seconds`, `pricing_dual_failover_total{pair, from, to, variant}`,
 //! `pricing_dual_write_requests_total`, `pricing_dual_write_errors_total{kind}`,
 //! `pricing_dual_write_latency_seconds`, `pricing_dual_panic_total{pair}`, and
 //! each cluster's `pricing_breaker_state{name}`. Failovers and failures are
@@ -252,9 +252,17 @@ struct Side {
 /// Reads a pair of clusters as one [`RecordStore`] named after the pair.
 pub struct DualStore {
     pair: String,
-    sides: [Side; 2],
+    /// Shared with the pair's views ([`DualStore::view`]): one client and
+    /// one breaker per cluster whatever reads through it.
+    sides: Arc<[Side; 2]>,
     settings: Live<DualSettings>,
+    /// The canary variant reading through this handle: the `variant` label
+    /// of `pricing_dual_failover_total`.
+    variant: Arc<str>,
 }
+
+/// The `variant` label of a pair read outside any variant view.
+pub const STABLE_VARIANT: &str = "stable";
 
 impl DualStore {
     /// `pair` names the pair in metrics and errors ("redis"); each cluster's
@@ -272,9 +280,16 @@ impl DualStore {
                 .with_breaker(current.cluster(c).breaker.clone()),
             store,
         };
-        let sides = [side(a, Cluster::A), side(b, Cluster::B)];
+        let sides = Arc::new([side(a, Cluster::A), side(b, Cluster::B)]);
         drop(current);
-        DualStore { pair, sides, settings }
+        DualStore { pair, sides, settings, variant: Arc::from(STABLE_VARIANT) }
+    }
+
+    /// Another handle on the same two clusters (same clients, same breakers,
+    /// same metrics) reading by its own live `settings`: a canary variant's
+    /// read mode. Its failovers are counted under `variant`.
+    pub fn view(&self, settings: Live<DualSettings>, variant: Arc<str>) -> DualStore {
+        DualStore { pair: self.pair.clone(), sides: Arc::clone(&self.sides), settings, variant }
     }
 
     /// The live settings; `store` a new value to switch.
@@ -328,8 +343,11 @@ impl DualStore {
             return Err(self.pair_error(first_error.error.kind, &first_error.error));
         }
         let (from, to) = (self.sides[first.index()].store.name(), self.sides[second.index()].store.name());
-        metrics::counter!("pricing_dual_failover_total", "pair" => self.pair.clone(), "from" => from.to_owned(), "to" => to.to_owned())
-            .increment(1);
+        metrics::counter!(
+            "pricing_dual_failover_total",
+            "pair" => self.pair.clone(), "from" => from.to_owned(), "to" => to.to_owned(), "variant" => self.variant.to_string()
+        )
+        .increment(1);
         crate::throttled!(|suppressed| {
             tracing::warn!(pair = %self.pair, from, to, error = %first_error.error, suppressed, "dual store fails over");
         });

@@ -1,8 +1,19 @@
-//! Counts every gRPC call by method and status code, with its latency.
+//! Counts every gRPC call by method, status code and canary variant, with
+//! its latency.
 //!
 //! The status is read from the `grpc-status` response header, where tonic puts
 //! it for every error of a unary call (a trailers-only response); a response
 //! without it is a success whose status 0 travels in the trailers.
+//!
+//! The variant is read from the [`VARIANT_HEADER`] response header, which
+//! the handlers set on every answer once they know the call's variant (and
+//! put in the metadata of an error after that point). Its values come from
+//! the control file's configured variants and the default one; a call
+//! without it (health, reflection, a call refused by a protection layer or
+//! by validation before the canary ran) counts under `variant="none"`. At
+//! most [`MAX_VARIANTS`] names are kept per method; past that a new name
+//! counts under `variant="other"`, so the series stay bounded whatever a
+//! handler sends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -13,8 +24,20 @@ use futures::future::BoxFuture;
 use metrics::{Counter, Histogram};
 use tower::{Layer, Service};
 
-/// Records `pricing_grpc_requests_total{service, method, code}` and
-/// `pricing_grpc_request_duration_seconds{service, method}`.
+/// Response header naming the canary variant that served a call.
+pub const VARIANT_HEADER: &str = "x-pricing-variant";
+
+/// The `variant` label of a call that carries none.
+pub const NO_VARIANT: &str = "none";
+
+/// The `variant` label past [`MAX_VARIANTS`] names for one method.
+pub const OTHER_VARIANT: &str = "other";
+
+/// Variant names kept per method.
+pub const MAX_VARIANTS: usize = 32;
+
+/// Records `pricing_grpc_requests_total{service, method, code, variant}` and
+/// `pricing_grpc_request_duration_seconds{service, method, variant}`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcMetricsLayer;
 
@@ -58,18 +81,36 @@ where
                     .unwrap_or(0),
                 Err(_) => 13,
             };
-            metrics.requests(code).increment(1);
-            metrics.duration.record(started.elapsed().as_secs_f64());
+            let variant = match &result {
+                Ok(resp) => resp.headers().get(VARIANT_HEADER).and_then(|v| v.to_str().ok()),
+                Err(_) => None,
+            };
+            let by_variant = metrics.variant(variant);
+            by_variant.requests(code).increment(1);
+            by_variant.duration.record(started.elapsed().as_secs_f64());
             result
         })
     }
 }
 
-/// The metrics of one method, registered once: a call then records without
-/// building label strings or a metric key.
+/// The metrics of one method, registered once per variant: a call then
+/// records without building label strings or a metric key.
 struct MethodMetrics {
     service: String,
     method: String,
+    /// Calls without a variant.
+    none: Arc<VariantMetrics>,
+    /// By variant name, at most [`MAX_VARIANTS`].
+    variants: RwLock<HashMap<String, Arc<VariantMetrics>>>,
+    /// Names past the bound.
+    other: OnceLock<Arc<VariantMetrics>>,
+}
+
+/// One method's metrics for one variant.
+struct VariantMetrics {
+    service: String,
+    method: String,
+    variant: String,
     duration: Histogram,
     /// One counter per status code (index = code, the last for any other),
     /// registered on first use so that only codes seen become series.
@@ -79,10 +120,43 @@ struct MethodMetrics {
 impl MethodMetrics {
     fn new(path: &str) -> MethodMetrics {
         let (service, method) = split_path(path);
+        let none = Arc::new(VariantMetrics::new(&service, &method, NO_VARIANT));
+        MethodMetrics { service, method, none, variants: RwLock::default(), other: OnceLock::new() }
+    }
+
+    fn variant(&self, variant: Option<&str>) -> Arc<VariantMetrics> {
+        let Some(variant) = variant else { return Arc::clone(&self.none) };
+        if let Some(found) = self.variants.read().unwrap_or_else(|e| e.into_inner()).get(variant) {
+            return Arc::clone(found);
+        }
+        let mut map = self.variants.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = map.get(variant) {
+            return Arc::clone(found);
+        }
+        if map.len() >= MAX_VARIANTS {
+            return Arc::clone(
+                self.other.get_or_init(|| Arc::new(VariantMetrics::new(&self.service, &self.method, OTHER_VARIANT))),
+            );
+        }
+        let built = Arc::new(VariantMetrics::new(&self.service, &self.method, variant));
+        map.insert(variant.to_owned(), Arc::clone(&built));
+        built
+    }
+}
+
+impl VariantMetrics {
+    fn new(service: &str, method: &str, variant: &str) -> VariantMetrics {
         let duration = metrics::histogram!(
-            "pricing_grpc_request_duration_seconds", "service" => service.clone(), "method" => method.clone()
+            "pricing_grpc_request_duration_seconds",
+            "service" => service.to_owned(), "method" => method.to_owned(), "variant" => variant.to_owned()
         );
-        MethodMetrics { service, method, duration, requests: Default::default() }
+        VariantMetrics {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            variant: variant.to_owned(),
+            duration,
+            requests: Default::default(),
+        }
     }
 
     fn requests(&self, code: i32) -> &Counter {
@@ -90,7 +164,8 @@ impl MethodMetrics {
         self.requests[index].get_or_init(|| {
             metrics::counter!(
                 "pricing_grpc_requests_total",
-                "service" => self.service.clone(), "method" => self.method.clone(), "code" => code_name(code)
+                "service" => self.service.clone(), "method" => self.method.clone(), "code" => code_name(code),
+                "variant" => self.variant.clone()
             )
         })
     }
@@ -155,10 +230,25 @@ mod tests {
         let b = method_metrics("/pricing.v1.ListPricing/BatchGetPrices");
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!((a.service.as_str(), a.method.as_str()), ("ListPricing", "BatchGetPrices"));
-        let _ = a.requests(3);
-        let _ = a.requests(99);
-        assert!(a.requests[3].get().is_some() && a.requests[17].get().is_some());
-        assert!(a.requests[0].get().is_none(), "codes not seen are not series");
+        let none = a.variant(None);
+        let _ = none.requests(3);
+        let _ = none.requests(99);
+        assert!(none.requests[3].get().is_some() && none.requests[17].get().is_some());
+        assert!(none.requests[0].get().is_none(), "codes not seen are not series");
+        assert_eq!(none.variant, NO_VARIANT);
+    }
+
+    #[test]
+    fn variants_are_kept_per_method_up_to_the_bound() {
+        let m = MethodMetrics::new("/pricing.v1.Test/Variants");
+        let beta = m.variant(Some("beta"));
+        assert!(Arc::ptr_eq(&beta, &m.variant(Some("beta"))), "registered once");
+        assert_eq!(beta.variant, "beta");
+        for i in 1..MAX_VARIANTS {
+            assert_eq!(m.variant(Some(&format!("v{i}"))).variant, format!("v{i}"));
+        }
+        assert_eq!(m.variant(Some("one-too-many")).variant, OTHER_VARIANT);
+        assert_eq!(m.variant(Some("beta")).variant, "beta", "names kept stay");
     }
 
     #[test]

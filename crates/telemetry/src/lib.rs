@@ -21,7 +21,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use grpc::serve_grpc;
-pub use grpc_metrics::GrpcMetricsLayer;
+pub use grpc_metrics::{GrpcMetricsLayer, VARIANT_HEADER};
 pub use http_metrics::{AdminView, serve_metrics};
 pub use settings::{LogFormat, ServerSettings, ZONE_ENV};
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod quote;
 pub mod service;
 pub mod sources;
+pub mod variants;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -100,17 +101,18 @@ pub async fn serve_with_sources(
         .as_ref()
         .map(|l| service::ListFallback::connect_lazy(&l.address, Duration::from_millis(l.timeout_ms)))
         .transpose()?;
-    let service = DetailPricingServer::new(
-        DetailService::new(
-            sources,
-            board.clone(),
-            quote::QuoteSigner::new(&secret),
-            checkout.quote_ttl_ms,
-            checkout.remainder_rule.into(),
-            list,
-        )
-        .with_clock(config.clock.clone()),
-    );
+    let service = DetailService::new(
+        sources,
+        board.clone(),
+        quote::QuoteSigner::new(&secret),
+        checkout.quote_ttl_ms,
+        checkout.remainder_rule.into(),
+        list,
+    )
+    .with_clock(config.clock.clone());
+    // A file whose variants this server cannot serve is refused (at start: an error).
+    board.require(service.capability())?;
+    let service = DetailPricingServer::new(service);
     let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
     pricing_traffic::serve_guarded(listener, &config.server, descriptors, &board, service, shutdown).await
 }

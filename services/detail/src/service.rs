@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::quote::{Quote, QuoteSigner, QuotedLine};
 use crate::sources::{Freshness, Sources};
+use crate::variants::RedisViews;
 use pricing_control::Switchboard;
 use pricing_store::Deadline;
 use pricing_traffic::{Canary, HotKeyLimiter, Key, VARIANT_HEADER};
@@ -29,6 +30,8 @@ pub struct DetailService {
     board: Switchboard,
     hot_keys: HotKeyLimiter,
     canary: Canary,
+    /// Chains of the variants that set `detail_redis_read`.
+    views: RedisViews,
     signer: QuoteSigner,
     quote_ttl_ms: i64,
     rule: RemainderRule,
@@ -67,6 +70,7 @@ impl DetailService {
         list: Option<ListFallback>,
     ) -> DetailService {
         DetailService {
+            views: RedisViews::new(&board, Arc::clone(&sources)),
             sources,
             hot_keys: HotKeyLimiter::new(board.clone()),
             canary: Canary::new(board.clone()),
@@ -85,6 +89,12 @@ impl DetailService {
         self
     }
 
+    /// What this server can apply of a control file's variants, to
+    /// register with its switch board.
+    pub fn capability(&self) -> pricing_control::Capability {
+        self.views.capability()
+    }
+
     /// Hot-key check and the call's route: its canary variant and the
     /// detail switches in force for it (the variant may override them).
     fn admit(&self, ctx: &Context, goods: impl Iterator<Item = u64>) -> Result<Route, ApiError> {
@@ -95,8 +105,10 @@ impl DetailService {
         let control = self.board.load_config();
         let overrides = control.canary.variants.get(&*variant);
         Ok(Route {
+            rule: overrides.and_then(|o| o.checkout_remainder_rule).map_or(self.rule, remainder_rule),
             bypass: overrides.and_then(|o| o.detail_redis_bypass).unwrap_or(control.detail.redis_bypass),
             fallback: overrides.and_then(|o| o.detail_fallback_to_list).unwrap_or(control.detail.fallback_to_list),
+            chain: overrides.filter(|o| o.detail_redis_read.is_some()).and_then(|_| self.views.chain(&variant)),
             variant,
         })
     }
@@ -148,9 +160,45 @@ struct Route {
     variant: Arc<str>,
     bypass: bool,
     fallback: bool,
+    /// The checkout remainder rule (the variant's `checkout_remainder_rule`).
+    rule: RemainderRule,
+    /// The variant's own detail chain (`detail_redis_read`); `None`: the stable one.
+    chain: Option<pricing_store::TieredReader>,
 }
 
 impl Route {
+    /// The call's records through its variant's chain.
+    async fn records(
+        &self,
+        sources: &Sources,
+        ids: &[u64],
+        freshness: Freshness,
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<crate::sources::Found>, ApiError> {
+        let chain = self.chain.as_ref().unwrap_or_else(|| sources.chain());
+        sources.records_in(chain, ids, freshness, self.bypass, deadline).await
+    }
+}
+
+/// The engine's rule for the control file's spelling.
+fn remainder_rule(rule: pricing_control::RemainderRuleSwitch) -> RemainderRule {
+    match rule {
+        pricing_control::RemainderRuleSwitch::LargestLine => RemainderRule::LargestLine,
+        pricing_control::RemainderRuleSwitch::LargestRemainder => RemainderRule::LargestRemainder,
+    }
+}
+
+impl Route {
+    /// An error of a call whose variant is known carries it in its metadata,
+    /// as a success does in its header (the request metrics read it).
+    fn fail(&self, error: ApiError) -> Status {
+        let mut status = Status::from(error);
+        if let Ok(value) = self.variant.parse() {
+            status.metadata_mut().insert(VARIANT_HEADER, value);
+        }
+        status
+    }
+
     fn tag<T>(&self, mut response: Response<T>) -> Response<T> {
         if let Ok(value) = self.variant.parse() {
             response.metadata_mut().insert(VARIANT_HEADER, value);
@@ -179,7 +227,7 @@ impl DetailService {
     ) -> Result<OrderResult, ApiError> {
         let caller = convert::caller(ctx);
         let ids: Vec<u64> = lines.iter().map(|l| l.goods_id).collect();
-        let records = self.sources.records(&ids, freshness, route.bypass, deadline).await?;
+        let records = route.records(&self.sources, &ids, freshness, deadline).await?;
         let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
         let now = self.clock.now_ms();
         let mut priced = Vec::with_capacity(lines.len());
@@ -214,7 +262,7 @@ impl DetailService {
             .iter()
             .map(|(_, q)| CartLine { goods_id: q.goods_id, store_id: q.store_id, amount: q.amount })
             .collect();
-        let cart = price_cart(&cart_lines, &promotions, &coupons, now, self.rule).map_err(|e| internal("cart", e))?;
+        let cart = price_cart(&cart_lines, &promotions, &coupons, now, route.rule).map_err(|e| internal("cart", e))?;
         Ok(OrderResult { lines: priced, cart, unknown_coupons, trace })
     }
 
@@ -248,12 +296,14 @@ impl DetailPricing for DetailService {
         let id = validate::goods_id("goods_id", request.goods_id)?;
         let route = self.admit(&ctx, std::iter::once(id))?;
         if route.fallback {
-            let reply = self.ask_list(id, request.context.unwrap_or_default(), deadline).await?;
+            let reply =
+                self.ask_list(id, request.context.unwrap_or_default(), deadline).await.map_err(|e| route.fail(e))?;
             return Ok(route.tag(Response::new(reply)));
         }
-        let found = self.sources.records(&[id], Freshness::Detail, route.bypass, deadline).await?;
+        let found =
+            route.records(&self.sources, &[id], Freshness::Detail, deadline).await.map_err(|e| route.fail(e))?;
         let Some(found) = found.into_iter().find(|f| f.record.goods_id == id) else {
-            return Err(ApiError::not_found("goods_id", format!("goods {id} not found")).into());
+            return Err(route.fail(ApiError::not_found("goods_id", format!("goods {id} not found"))));
         };
         let caller: CallerContext = convert::caller(&ctx);
         // The detail page lists every activity with why it does or does not
@@ -278,8 +328,12 @@ impl DetailPricing for DetailService {
         let lines = validate::order_lines("lines", &request.lines)?;
         let coupons = validate::coupon_ids("coupon_ids", &request.coupon_ids)?;
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
-        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Preview, &route, deadline).await?;
-        let (reply, _) = self.reply(result, self.clock.now_ms())?;
+        let result = self
+            .compute_order(&ctx, &lines, &coupons, Freshness::Preview, &route, deadline)
+            .await
+            .and_then(|result| self.reply(result, self.clock.now_ms()))
+            .map_err(|e| route.fail(e))?;
+        let (reply, _) = result;
         Ok(route.tag(Response::new(reply)))
     }
 
@@ -311,9 +365,12 @@ impl DetailPricing for DetailService {
             }
         };
         let route = self.admit(&ctx, lines.iter().map(|l| l.goods_id))?;
-        let result = self.compute_order(&ctx, &lines, &coupons, Freshness::Order, &route, deadline).await?;
+        let result = self
+            .compute_order(&ctx, &lines, &coupons, Freshness::Order, &route, deadline)
+            .await
+            .map_err(|e| route.fail(e))?;
         let payable_total = result.cart.payable_total;
-        let (mut reply, quote) = self.reply(result, now)?;
+        let (mut reply, quote) = self.reply(result, now).map_err(|e| route.fail(e))?;
         if let Some(previous) = previous {
             for (line, now_quoted) in reply.lines.iter_mut().zip(&quote.lines) {
                 line.price_changed =

@@ -72,6 +72,8 @@ pub struct Sources {
     /// Detail and checkout reads: Redis (when configured), then MySQL.
     chain: TieredReader,
     redis: Option<Pair>,
+    /// The chain's memory cache settings (`None`: uncached), for variant chains.
+    cache: Option<CacheSettings>,
     /// Promotions by the sorted store ids of a cart, for previews only.
     promotions: moka::future::Cache<Vec<u64>, Arc<CachedPromotions>>,
     /// How long a cached entry lives, and the span it is loaded for.
@@ -105,14 +107,15 @@ impl Sources {
             );
         }
         tiers.push(pricing_store::Tier::new(TierId::Sql, Arc::clone(&mysql) as _));
-        let chain = match cache {
-            Some(cache) => TieredReader::new(tiers, live(cache))?,
+        let chain = match &cache {
+            Some(cache) => TieredReader::new(tiers, live(cache.clone()))?,
             None => TieredReader::uncached(tiers)?,
         };
         Ok(Sources {
             mysql,
             chain,
             redis,
+            cache,
             promotions: moka::future::Cache::builder().max_capacity(10_000).time_to_live(promotions_ttl).build(),
             promotions_ttl,
         })
@@ -125,6 +128,23 @@ impl Sources {
     /// The detail and checkout read chain (tests wait for its write-backs).
     pub fn chain(&self) -> &TieredReader {
         &self.chain
+    }
+
+    /// A detail chain like the stable one whose Redis tier reads through
+    /// `redis` (a canary variant's view of the pair: same clusters, its own
+    /// read mode), with a cache of its own when the stable chain has one.
+    pub fn chain_over(&self, redis: Arc<pricing_store::DualStore>) -> Result<TieredReader, ChainError> {
+        let mut tiers = Vec::with_capacity(2);
+        let mut tier = pricing_store::Tier::new(TierId::Redis, redis as _);
+        if let Some(pair) = &self.redis {
+            tier = tier.with_write_back(Arc::clone(&pair.writer) as _);
+        }
+        tiers.push(tier);
+        tiers.push(pricing_store::Tier::new(TierId::Sql, Arc::clone(&self.mysql) as _));
+        match &self.cache {
+            Some(cache) => TieredReader::new(tiers, live(cache.clone())),
+            None => TieredReader::uncached(tiers),
+        }
     }
 
     /// Runs one MySQL call other than a record read (promotions, coupons)
@@ -150,6 +170,19 @@ impl Sources {
         bypass: bool,
         deadline: Option<Deadline>,
     ) -> Result<Vec<Found>, ApiError> {
+        self.records_in(&self.chain, ids, freshness, bypass, deadline).await
+    }
+
+    /// As [`Sources::records`], through `chain` for detail and checkout
+    /// reads (a canary variant's chain, [`Sources::chain_over`]).
+    pub async fn records_in(
+        &self,
+        chain: &TieredReader,
+        ids: &[GoodsId],
+        freshness: Freshness,
+        bypass: bool,
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<Found>, ApiError> {
         if freshness == Freshness::Order || bypass {
             let label = if bypass { "mysql_bypass" } else { "mysql" };
             metrics::counter!("pricing_detail_reads_total", "source" => label).increment(1);
@@ -162,7 +195,7 @@ impl Sources {
         }
         let source = if self.redis.is_some() { "redis" } else { "mysql" };
         metrics::counter!("pricing_detail_reads_total", "source" => source).increment(1);
-        let lookups = self.chain.get_many_within(ids, deadline).await?;
+        let lookups = chain.get_many_within(ids, deadline).await?;
         Ok(lookups
             .into_iter()
             .filter_map(|l| {

@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pricing_control::Switchboard;
+use pricing_control::{ControlError, Switchboard};
 use pricing_engine::{CallerContext, best_price};
 use pricing_record::{GoodsId, UnixMillis};
 use pricing_store::RecordStore;
 use pricing_traffic::shadow::{Mismatch, Verdict, VerifyError};
 use pricing_traffic::{Canary, HotKeyLimiter, Sampler, ShadowQueue};
 use rust_decimal::Decimal;
+
+use crate::variants::{Parts, Variants};
 
 /// One answered batch to re-check: what was answered for whom, when.
 pub struct ShadowSample {
@@ -28,6 +30,8 @@ pub struct Guards {
     pub canary: Canary,
     pub sampler: Sampler,
     pub shadow: Option<ShadowQueue<ShadowSample>>,
+    /// Each canary variant's view of the read path (crate::variants).
+    pub variants: Variants,
 }
 
 impl Guards {
@@ -48,7 +52,17 @@ impl Guards {
             canary: Canary::new(board.clone()),
             sampler: Sampler::new(board.clone()),
             shadow,
+            variants: Variants::new(board, None),
         }
+    }
+
+    /// The variant views over `parts` (`None`: a fixed read chain, which
+    /// serves no read-path override), registered with the board so that a
+    /// file whose variants this server cannot serve is refused.
+    pub fn with_variants(mut self, board: &Switchboard, parts: Option<Parts>) -> Result<Guards, ControlError> {
+        self.variants = Variants::new(board, parts);
+        board.require(self.variants.capability())?;
+        Ok(self)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod guards;
 pub mod reader;
 pub mod service;
+pub mod variants;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,7 +38,8 @@ pub async fn serve(
     board.set_zone(config.server.zone.clone());
     let path = build_read_path(&config, None).await?;
     path.follow(&board);
-    let served = serve_with(listener, config, path.reader, board, path.truth, shutdown).await;
+    let guards = Guards::new(&board, path.truth.clone()).with_variants(&board, Some(path.parts(&config)))?;
+    let served = serve_guarded(listener, config, Arc::clone(&path.reader) as _, guards, board, shutdown).await;
     // After the drain: close the pool (on SQLite this checkpoints the log
     // into the database file).
     if let Some(sql) = path.opened {
@@ -100,6 +102,17 @@ pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStor
 }
 
 impl ReadPath {
+    /// What canary variant views may read through: this path's stores.
+    pub fn parts(&self, config: &ListConfig) -> variants::Parts {
+        let pair = |id: PairId| self.pairs.iter().find(|p| p.id == id);
+        variants::Parts {
+            tiers: config.read.tiers.clone(),
+            sql: self.truth.clone(),
+            redis: pair(PairId::Redis).map(|p| (Arc::clone(&p.store), Arc::clone(&p.writer))),
+            hbase: pair(PairId::Hbase).map(|p| Arc::clone(&p.store)),
+        }
+    }
+
     /// Makes the pairs' and the cache's live settings follow the control
     /// file, when one governs the board (without a file the server config's
     /// own settings stay).
@@ -154,8 +167,22 @@ pub async fn serve_with(
     truth: Option<Arc<dyn RecordStore>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let service =
-        ListPricingServer::new(ListService::new(reader, Guards::new(&board, truth)).with_clock(config.clock.clone()));
+    // A fixed reader has no stores to build a variant's own read path from:
+    // the board refuses files whose variants would need one.
+    let guards = Guards::new(&board, truth).with_variants(&board, None)?;
+    serve_guarded(listener, config, reader, guards, board, shutdown).await
+}
+
+/// Serves with a given read chain and guards (their variant views built).
+async fn serve_guarded(
+    listener: TcpListener,
+    config: ListConfig,
+    reader: Arc<dyn PriceReader>,
+    guards: Guards,
+    board: Switchboard,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = ListPricingServer::new(ListService::new(reader, guards).with_clock(config.clock.clone()));
     let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
     pricing_traffic::serve_guarded(listener, &config.server, descriptors, &board, service, shutdown).await
 }

@@ -52,12 +52,17 @@ impl ListPricing for ListService {
             .map_err(ApiError::from)?;
         let (ids, limited) = leave_out(ids, &hot);
         let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
-        let hits = self.reader.read(&ids, deadline).await.inspect_err(|e| {
+        let view = self.guards.variants.view(&variant);
+        let hits = match &view.reader {
+            Some(own) => own.read(&ids, deadline).await,
+            None => self.reader.read(&ids, deadline).await,
+        };
+        let hits = hits.map_err(|e| {
             pricing_store::throttled!(
                 |suppressed| tracing::warn!(error = %e, batch = ids.len(), suppressed, "list read failed")
             );
-        });
-        let hits = hits.map_err(ApiError::from)?;
+            with_variant(ApiError::from(e).into(), &variant)
+        })?;
         let caller = convert::caller(&ctx);
         let now = self.clock.now_ms();
         let mut reply = BatchGetPricesResponse {
@@ -91,6 +96,7 @@ impl ListPricing for ListService {
                 }
             }
         }
+        view.count_tiers(reply.prices.iter().map(|p| p.tier()));
         metrics::counter!("pricing_list_goods_total", "result" => "found").increment(reply.prices.len() as u64);
         metrics::counter!("pricing_list_goods_total", "result" => "not_found").increment(reply.not_found.len() as u64);
         if !reply.limited.is_empty() {
@@ -111,6 +117,15 @@ impl ListPricing for ListService {
         }
         Ok(response)
     }
+}
+
+/// An error of a call whose variant is known carries it, as a success does
+/// in its header: the request metrics count it under its variant.
+fn with_variant(mut status: Status, variant: &str) -> Status {
+    if let Ok(value) = variant.parse() {
+        status.metadata_mut().insert(VARIANT_HEADER, value);
+    }
+    status
 }
 
 /// Splits the batch into the ids to answer and the hot ones left out, both in

@@ -11,6 +11,8 @@
 
 use std::process::ExitCode;
 
+mod canary;
+
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pricing_proto::v1::{
@@ -102,6 +104,17 @@ enum Command {
         /// Its metrics address; default 127.0.0.1:9464 (list), 127.0.0.1:9465 (detail).
         #[arg(long)]
         admin: Option<String>,
+    },
+    /// Is the canary healthy? Per canary variant, side by side: calls, error
+    /// ratio, p50/p99, tier shares and shadow mismatches, summed over the
+    /// /metrics of every server given.
+    Canary {
+        /// A server's metrics address (host:port, or http://host:port/metrics); repeat for each server.
+        #[arg(long = "metrics", required = true)]
+        metrics: Vec<String>,
+        /// Only this gRPC method's calls and latency (e.g. BatchGetPrices).
+        #[arg(long)]
+        method: Option<String>,
     },
     /// Order pricing (DetailPricing.PriceOrder); lines as GOODS:QTY.
     Order {
@@ -310,6 +323,39 @@ async fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             let view: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("the config view from {admin} is not JSON"))?;
             print_json(&view)?;
+        }
+        Command::Canary { metrics, method } => {
+            let mut scrapes = Vec::with_capacity(metrics.len());
+            for url in metrics {
+                let address = url.trim_start_matches("http://");
+                let (address, path) = match address.split_once('/') {
+                    Some((address, path)) => (address, format!("/{path}")),
+                    None => (address, "/metrics".to_owned()),
+                };
+                scrapes.push(http_get(address, &path).await.with_context(|| format!("scrape {url}"))?);
+            }
+            let report = canary::report(&scrapes, method.as_deref());
+            if cli.json {
+                let rows: serde_json::Map<String, serde_json::Value> = report
+                    .iter()
+                    .map(|(name, v)| {
+                        let row = serde_json::json!({
+                            "calls": v.calls,
+                            "errors": v.errors,
+                            "error_ratio": v.error_ratio(),
+                            "p50_seconds": v.quantile(0.5),
+                            "p99_seconds": v.quantile(0.99),
+                            "tier_percent": v.tier_shares(),
+                            "shadow_checks": v.shadow_checks,
+                            "shadow_mismatches": v.shadow_mismatches,
+                        });
+                        (name.clone(), row)
+                    })
+                    .collect();
+                print_json(&serde_json::Value::Object(rows))?;
+            } else {
+                print!("{}", canary::render(&report));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
