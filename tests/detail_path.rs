@@ -371,3 +371,56 @@ async fn a_hanging_or_refusing_mysql_gives_unavailable_fast() {
     })
     .await;
 }
+
+/// A canary variant's `detail_redis_read` reads the detail Redis pair by its
+/// own read mode (here only cluster b) while the stable calls keep theirs
+/// (split); its answers name the variant.
+#[tokio::test]
+async fn a_variant_reads_the_redis_pair_by_its_own_read_mode() {
+    let stack = DetailStack::start().await;
+    let mut client = stack.client().await;
+    let goods = well_known::FLASH_SALE_GOODS;
+    // Warm both clusters through the write-back.
+    goods_price(&mut client, goods).await.unwrap();
+    for i in 0..2 {
+        let store = stack.redis_store(i);
+        eventually("write-back to redis", Duration::from_secs(10), || {
+            let store = store.clone();
+            async move { store.fetch(&[goods]).await.ok()?.into_iter().next() }
+        })
+        .await;
+    }
+    let mut config = (*stack.board.snapshot()).clone();
+    let overrides = pricing_control::VariantOverrides {
+        detail_redis_read: Some(pricing_control::ReadSwitch::OnlyB {}),
+        ..Default::default()
+    };
+    config.canary.variants.insert("redis-b".into(), overrides);
+    config.canary.rules = vec![pricing_control::CanaryRule {
+        variant: "redis-b".into(),
+        pins: vec!["vb".into()],
+        stores: vec![],
+        cities: vec![],
+        percent: 0,
+        salt: None,
+    }];
+    stack.board.replace(config).unwrap();
+
+    let mgets =
+        |i: usize| pricing_testkit::redis::command_calls(&stack.redis[i].command(&["INFO", "commandstats"]), "mget");
+    let (a0, b0) = (mgets(0), mgets(1));
+    for _ in 0..10 {
+        let reply =
+            client.get_goods_price(GetGoodsPriceRequest { goods_id: goods, context: Some(app("vb")) }).await.unwrap();
+        assert_eq!(reply.metadata().get("x-pricing-variant").unwrap(), "redis-b");
+        assert_eq!(reply.into_inner().price.unwrap().tier, v1::Tier::Redis as i32);
+    }
+    assert_eq!(mgets(0), a0, "the variant never reads cluster a");
+    assert!(mgets(1) >= b0 + 10, "the variant reads cluster b: {} -> {}", b0, mgets(1));
+
+    // The stable calls still split over both clusters (20 calls all on b: 1 in a million).
+    for _ in 0..20 {
+        goods_price(&mut client, goods).await.unwrap();
+    }
+    assert!(mgets(0) > a0, "stable calls still read cluster a");
+}

@@ -251,6 +251,29 @@ mod tests {
         assert_eq!(m.variant(Some("beta")).variant, "beta", "names kept stay");
     }
 
+    #[tokio::test]
+    async fn the_layer_counts_a_call_under_the_variant_its_answer_names() {
+        use tower::ServiceExt as _;
+        let answer = |variant: Option<&'static str>, status: &'static str| {
+            tower::service_fn(move |_req: http::Request<()>| async move {
+                let mut response = http::Response::builder().header("grpc-status", status);
+                if let Some(variant) = variant {
+                    response = response.header(VARIANT_HEADER, variant);
+                }
+                Ok::<_, std::convert::Infallible>(response.body(()).unwrap_or_default())
+            })
+        };
+        let path = "/pricing.v1.Test/LayerVariant";
+        let call = || http::Request::builder().uri(path).body(()).unwrap_or_default();
+        GrpcMetricsLayer.layer(answer(Some("layer-beta"), "14")).oneshot(call()).await.ok();
+        GrpcMetricsLayer.layer(answer(None, "0")).oneshot(call()).await.ok();
+        let m = method_metrics(path);
+        let beta = m.variant(Some("layer-beta"));
+        assert!(beta.requests[14].get().is_some(), "an error counted under the variant of its metadata");
+        assert!(beta.requests[0].get().is_none());
+        assert!(m.none.requests[0].get().is_some(), "a call without a variant counts under none");
+    }
+
     #[test]
     fn paths_split_into_service_and_method() {
         assert_eq!(

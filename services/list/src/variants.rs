@@ -342,3 +342,103 @@ fn check(config: &ControlConfig, parts: Option<&Parts>) -> Result<(), ControlErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use pricing_control::{CanaryRule, ControlError};
+    use pricing_record::GoodsId;
+    use pricing_store::{SharedRecord, StoreError};
+
+    use super::*;
+
+    /// A source of truth that holds nothing.
+    struct Empty;
+
+    #[async_trait::async_trait]
+    impl RecordStore for Empty {
+        fn name(&self) -> &str {
+            "sql"
+        }
+
+        async fn fetch(&self, _ids: &[GoodsId]) -> Result<Vec<SharedRecord>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn with_variant(name: &str, overrides: VariantOverrides) -> ControlConfig {
+        let mut config = ControlConfig::default();
+        config.canary.variants.insert(name.into(), overrides);
+        config.canary.rules = vec![CanaryRule {
+            variant: name.into(),
+            pins: vec!["p".into()],
+            stores: vec![],
+            cities: vec![],
+            percent: 0,
+            salt: None,
+        }];
+        config
+    }
+
+    fn sql_only() -> Parts {
+        Parts { tiers: vec![TierId::Sql], sql: Some(Arc::new(Empty)), ..Parts::default() }
+    }
+
+    fn tiers(overrides: &[TierId]) -> VariantOverrides {
+        VariantOverrides { list_tiers: Some(overrides.to_vec()), ..VariantOverrides::default() }
+    }
+
+    fn refused_field(board: &Switchboard, config: ControlConfig) -> String {
+        match board.replace(config) {
+            Err(ControlError::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn overrides_the_server_cannot_apply_are_refused_by_the_board() {
+        let board = Switchboard::from_config(ControlConfig::default()).unwrap();
+        let variants = Variants::new(&board, Some(sql_only()));
+        board.require(variants.capability()).unwrap();
+        assert_eq!(refused_field(&board, with_variant("b", tiers(&[TierId::Hbase]))), "canary.variants.b.list_tiers");
+        let redis_read =
+            VariantOverrides { list_redis_read: Some(pricing_control::ReadSwitch::OnlyA {}), ..Default::default() };
+        assert_eq!(refused_field(&board, with_variant("b", redis_read)), "canary.variants.b.list_redis_read");
+        // What it has is accepted.
+        board.replace(with_variant("b", tiers(&[TierId::Sql]))).unwrap();
+
+        // A server given a fixed reader refuses every read-path override, and only those.
+        let fixed = Switchboard::from_config(ControlConfig::default()).unwrap();
+        let none = Variants::new(&fixed, None);
+        fixed.require(none.capability()).unwrap();
+        assert_eq!(refused_field(&fixed, with_variant("c", tiers(&[TierId::Sql]))), "canary.variants.c.list_*");
+        let bypass = VariantOverrides { detail_redis_bypass: Some(true), ..Default::default() };
+        fixed.replace(with_variant("c", bypass)).unwrap();
+    }
+
+    #[test]
+    fn read_path_variants_get_their_own_view_and_keep_it_across_unrelated_changes() {
+        let board = Switchboard::from_config(ControlConfig::default()).unwrap();
+        let variants = Variants::new(&board, Some(sql_only()));
+        assert!(variants.view("stable").reader.is_none(), "the default variant reads the stable chain");
+        let fast =
+            VariantOverrides { list_cache_ttl: Some(std::time::Duration::from_millis(5)), ..tiers(&[TierId::Sql]) };
+        board.replace(with_variant("own", fast.clone())).unwrap();
+        let view = variants.view("own");
+        assert!(view.reader.is_some(), "a read-path variant has its own chain");
+        assert_eq!(view.cells.cache.as_ref().unwrap().load().ttl, std::time::Duration::from_millis(5));
+        assert!(variants.view("stable").reader.is_none());
+        assert!(variants.view("gone").reader.is_none(), "an unknown name reads stable");
+
+        // A change of the cache lifetime only: the same view, its cell updated.
+        let slower = VariantOverrides { list_cache_ttl: Some(std::time::Duration::from_millis(9)), ..fast };
+        board.replace(with_variant("own", slower)).unwrap();
+        let again = variants.view("own");
+        assert!(Arc::ptr_eq(&view, &again), "same tiers: the view (and its cache) is kept");
+        assert_eq!(again.cells.cache.as_ref().unwrap().load().ttl, std::time::Duration::from_millis(9));
+
+        // The variant no longer changes the read path: back on the stable chain.
+        let plain = VariantOverrides { shadow_basis_points: Some(5), ..Default::default() };
+        board.replace(with_variant("own", plain)).unwrap();
+        assert!(variants.view("own").reader.is_none());
+    }
+}
