@@ -113,6 +113,22 @@ async fn refusals_are_one_line_and_health_and_config_show_the_live_servers() {
     let out = run(targets(&["--caller", "list-web", "--token", TOKEN, "prices", "7"])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 
+    // `canary` reads the live server's /metrics: the answered call under its
+    // variant (the default, stable), the calls refused before the canary
+    // choice (validation, auth) under none.
+    let args = ["canary", "--metrics", &admin, "--method", "BatchGetPrices", "--json"];
+    let out = run(args.iter().map(|s| (*s).to_owned()).collect()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("canary --json prints JSON");
+    assert!(report["stable"]["calls"].as_u64() >= Some(1), "{report}");
+    assert_eq!(report["stable"]["errors"], 0, "{report}");
+    assert!(report["stable"]["p99_seconds"].as_f64().is_some(), "{report}");
+    assert!(report["stable"]["tier_percent"].as_object().is_some_and(|t| !t.is_empty()), "{report}");
+    assert!(report["none"]["errors"].as_u64() >= Some(2), "{report}");
+    let out = run(vec!["canary".into(), "--metrics".into(), admin.clone()]).await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("variant ") && table.lines().any(|l| l.starts_with("stable ")), "{table}");
+
     // Gone: health fails, naming both; a call cannot connect (exit 2, one line).
     stop.stop();
     list_task.await.expect("list task").expect("list server");
