@@ -424,3 +424,150 @@ async fn a_variant_reads_the_redis_pair_by_its_own_read_mode() {
     }
     assert!(mgets(0) > a0, "stable calls still read cluster a");
 }
+
+/// The log lines written on this thread, captured (the test runtime is
+/// single-threaded: the servers' tasks and the shadow workers run here).
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Shadow verification with the real verifier (re-pricing from MariaDB) on
+/// both paths: a record made wrong directly in Redis (a higher version, a
+/// base price of 1.00) is answered by the detail and the list servers, and
+/// each path's verifier counts and logs the mismatch. The sample rate comes
+/// from a control file's text (parsed by the production parser) giving a
+/// variant of this test's own a rate of 100%, so no other test can move these
+/// series.
+#[tokio::test]
+async fn shadow_verification_catches_a_record_made_wrong_in_redis() {
+    use pricing_record::GoodsRecord;
+    use pricing_store::RecordWriter as _;
+    use pricing_tests::real_stack::counter;
+
+    const VARIANT: &str = "watch-shadow";
+    const PIN: &str = "watch-shadow-pin";
+    let logs = CapturedLogs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let stack = DetailStack::start().await;
+    let control = format!(
+        "version = 1\n\n[[canary.rules]]\nvariant = \"{VARIANT}\"\npins = [\"{PIN}\"]\n\n\
+         [canary.variants.{VARIANT}]\nshadow_basis_points = 10000\n"
+    );
+    stack.board.replace(ControlConfig::parse(&control).unwrap()).unwrap();
+
+    // A list server over the same Redis pair and MariaDB (Redis first), under
+    // the same control config, with MariaDB as its verifier's truth.
+    let mut list_config = ListConfig::default();
+    list_config.server.metrics_listen = None;
+    list_config.read.tiers = vec![pricing_store::TierId::Redis, pricing_store::TierId::Sql];
+    let detail_redis = |r: &RedisServer| RedisClusterConfig {
+        urls: vec![r.url()],
+        cluster: false,
+        connect_timeout_ms: 200,
+        response_timeout_ms: 2_000,
+        key_ttl_ms: None,
+        topology_refresh_ms: 1_000,
+        replica_ack_timeout_ms: 0,
+    };
+    list_config.redis = Some(RedisPairConfig {
+        a: detail_redis(&stack.redis[0]),
+        b: detail_redis(&stack.redis[1]),
+        settings: Default::default(),
+    });
+    let path = pricing_list::build_read_path(&list_config, Some(Arc::clone(&stack.sql) as _)).await.unwrap();
+    let list_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let list_addr = list_listener.local_addr().unwrap();
+    tokio::spawn(pricing_list::serve_with(
+        list_listener,
+        list_config,
+        path.reader.clone(),
+        stack.board.clone(),
+        path.truth.clone(),
+        stack.stop.signal(),
+    ));
+
+    // The truth, and the same record made wrong in both Redis servers.
+    let id = well_known::PLAIN_GOODS;
+    let truth = stack.sql.fetch(&[id]).await.unwrap().into_iter().next().expect("the demo holds the goods");
+    let wrong =
+        GoodsRecord { version: truth.version + 1_000, base_price: rust_decimal::Decimal::ONE, ..(*truth).clone() };
+    assert_ne!(truth.base_price, wrong.base_price);
+    for i in 0..2 {
+        stack.redis_store(i).put(&[Arc::new(wrong.clone())]).await.unwrap();
+    }
+
+    fn series(path: &str) -> [(&str, &str); 2] {
+        [("variant", VARIANT), ("path", path)]
+    }
+    let context = Some(app(PIN));
+    let answered = stack
+        .client()
+        .await
+        .get_goods_price(GetGoodsPriceRequest { goods_id: id, context: context.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .price
+        .unwrap();
+    assert_eq!((answered.activity_price.as_str(), answered.tier), ("1.00", v1::Tier::Redis as i32));
+    let mut list = pricing_proto::v1::list_pricing_client::ListPricingClient::new(channel(list_addr).await);
+    let listed =
+        list.batch_get_prices(v1::BatchGetPricesRequest { goods_ids: vec![id], context }).await.unwrap().into_inner();
+    assert_eq!(listed.prices.iter().map(|p| p.activity_price.as_str()).collect::<Vec<_>>(), ["1.00"]);
+
+    for path in ["detail", "list"] {
+        eventually(&format!("{path} shadow mismatch counted"), Duration::from_secs(10), || async {
+            (counter("pricing_shadow_mismatch_total", &series(path)) == 1).then_some(())
+        })
+        .await;
+        assert_eq!(counter("pricing_shadow_checks_total", &series(path)), 1, "{path}");
+        assert_eq!(counter("pricing_shadow_errors_total", &series(path)), 0, "{path}");
+    }
+    let expected = best_price_of(&truth);
+    let lines: Vec<String> =
+        logs.text().lines().filter(|l| l.contains("shadow verification mismatch")).map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for path in ["detail", "list"] {
+        let line =
+            lines.iter().find(|l| l.contains(&format!("path=\"{path}\"")) || l.contains(&format!("path={path}")));
+        let line = line.unwrap_or_else(|| panic!("no mismatch logged for {path}: {lines:?}"));
+        for part in
+            [format!("goods_id={id}"), "answered=1.00".to_owned(), format!("expected={expected}"), VARIANT.to_owned()]
+        {
+            assert!(line.contains(&part), "{part} in {line}");
+        }
+    }
+}
+
+/// The price the engine gives a record for an anonymous app caller now.
+fn best_price_of(record: &pricing_record::GoodsRecord) -> rust_decimal::Decimal {
+    let ctx = pricing_engine::CallerContext {
+        pin: "watch-shadow-pin".into(),
+        ..pricing_engine::CallerContext::anonymous(pricing_record::Channel::App)
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    pricing_engine::best_price(record, &ctx, now, false).unwrap().price
+}

@@ -9,8 +9,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pricing_engine::{
-    CallerContext, CartLine, Promotion, PromotionKind, PromotionTier, RemainderRule, Scope, allocate, best_price,
-    price_cart, price_units,
+    CallerContext, CartLine, Drops, Promotion, PromotionKind, PromotionTier, RemainderRule, Scope, allocate,
+    best_price, best_price_counted, price_cart, price_units,
 };
 use pricing_record::{Activity, ActivityKind, ActivityStatus, Channel, Channels, GoodsRecord, GoodsStatus};
 use rust_decimal::Decimal;
@@ -108,6 +108,10 @@ fn benches(c: &mut Criterion) {
     let ctx = ctx();
     c.bench_function("best_price/8_candidates", |b| {
         b.iter(|| best_price(black_box(&record), black_box(&ctx), black_box(NOW), false))
+    });
+    c.bench_function("best_price_counted/8_candidates", |b| {
+        let mut drops = Drops::default();
+        b.iter(|| best_price_counted(black_box(&record), black_box(&ctx), black_box(NOW), false, black_box(&mut drops)))
     });
     c.bench_function("best_price/8_candidates_explain", |b| {
         b.iter(|| best_price(black_box(&record), black_box(&ctx), black_box(NOW), true))

@@ -14,6 +14,7 @@ use pricing_record::{
 use rust_decimal::Decimal;
 
 use crate::context::CallerContext;
+use crate::drops::{DropClass, Drops};
 use crate::error::PricingError;
 use crate::money::{self, MIN_PRICE_FEN, MoneyError};
 use crate::trace::{DropReason, Outcome, TraceEntry};
@@ -243,16 +244,34 @@ pub fn best_price(
     now: UnixMillis,
     explain: bool,
 ) -> Result<Quote, PricingError> {
+    best_price_counted(record, ctx, now, explain, &mut Drops::default())
+}
+
+/// [`best_price`], also adding to `drops` every candidate that did not set
+/// the price, by class (the price-process metrics; nothing is allocated for
+/// them). On an error nothing is counted.
+pub fn best_price_counted(
+    record: &GoodsRecord,
+    ctx: &CallerContext,
+    now: UnixMillis,
+    explain: bool,
+    drops: &mut Drops,
+) -> Result<Quote, PricingError> {
     let original = original_fen(record)?;
     let mut best: Option<Priced<'_>> = None;
     let mut second: Option<Priced<'_>> = None;
+    let mut eligible: u32 = 0;
     let mut trace = Vec::new();
     if explain {
         trace.reserve_exact(record.activities.len());
     }
     for (index, activity) in record.activities.iter().enumerate() {
         let evaluated = evaluate(activity, record.goods_id, ctx, now, original);
+        if let Evaluated::Dropped(reason, _) = &evaluated {
+            drops.add(DropClass::of(reason));
+        }
         if let Evaluated::Eligible(price) = evaluated {
+            eligible = eligible.saturating_add(1);
             let candidate = Priced { activity, index, price };
             if best.is_none_or(|b| candidate.order(&b).is_lt()) {
                 second = best;
@@ -282,6 +301,8 @@ pub fn best_price(
             }
         }
     }
+    // Every eligible candidate but the winner lost to it.
+    drops.add_n(DropClass::Beaten, eligible.saturating_sub(1));
     let price = best.map_or(original, |b| b.price);
     let beyond = match best {
         Some(b) if b.cap().is_some() => second.map_or(original, |s| s.price),
@@ -311,6 +332,20 @@ pub fn price_units(
     now: UnixMillis,
     quantity: u32,
 ) -> Result<LineQuote, PricingError> {
+    price_units_counted(record, ctx, now, quantity, &mut Drops::default())
+}
+
+/// [`price_units`], also adding to `drops` every candidate dropped by a
+/// filter, and as `beaten` every eligible candidate but the best (which may
+/// still fill units beyond the best one's limit). On an error nothing is
+/// counted.
+pub fn price_units_counted(
+    record: &GoodsRecord,
+    ctx: &CallerContext,
+    now: UnixMillis,
+    quantity: u32,
+    drops: &mut Drops,
+) -> Result<LineQuote, PricingError> {
     if quantity == 0 {
         return Err(PricingError::ZeroQuantity);
     }
@@ -321,10 +356,14 @@ pub fn price_units(
         .enumerate()
         .filter_map(|(index, activity)| match evaluate(activity, record.goods_id, ctx, now, original) {
             Evaluated::Eligible(price) => Some(Priced { activity, index, price }),
-            Evaluated::Dropped(..) => None,
+            Evaluated::Dropped(reason, _) => {
+                drops.add(DropClass::of(&reason));
+                None
+            }
         })
         .collect();
     candidates.sort_unstable_by(Priced::order);
+    drops.add_n(DropClass::Beaten, u32::try_from(candidates.len().saturating_sub(1)).unwrap_or(u32::MAX));
 
     let mut segments = Vec::new();
     let mut amount: i128 = 0;
@@ -542,6 +581,58 @@ mod tests {
             assert_eq!(quote(&r).price, dec!(10), "a dropped activity never sets the price");
             assert_eq!(best_price(&r, &ctx(), NOW, false).unwrap().price, dec!(10));
         }
+    }
+
+    #[test]
+    fn every_candidate_that_does_not_set_the_price_is_counted_by_class() {
+        let r = record(
+            dec!(10),
+            vec![
+                activity(1, ActivityKind::FlashSale, dec!(5)),
+                activity(2, ActivityKind::Discount, dec!(90)),
+                activity(3, ActivityKind::AmountOff, dec!(1)),
+                Activity { start_ms: NOW + 1, ..activity(4, ActivityKind::FlashSale, dec!(1)) },
+                Activity { end_ms: NOW, ..activity(5, ActivityKind::FlashSale, dec!(1)) },
+                Activity { city_ids: vec![2], ..activity(6, ActivityKind::FlashSale, dec!(1)) },
+                Activity { city_ids: vec![3], ..activity(7, ActivityKind::FlashSale, dec!(1)) },
+                Activity { new_user_only: true, ..activity(8, ActivityKind::FlashSale, dec!(1)) },
+                Activity { min_member_level: 5, ..activity(9, ActivityKind::FlashSale, dec!(1)) },
+                Activity { status: ActivityStatus::Offline, ..activity(10, ActivityKind::FlashSale, dec!(1)) },
+                Activity { stock_left: Some(0), ..activity(11, ActivityKind::FlashSale, dec!(1)) },
+                activity(12, ActivityKind::FlashSale, dec!(11)),
+            ],
+        );
+        let mut drops = Drops::default();
+        let q = best_price_counted(&r, &ctx(), NOW, false, &mut drops).unwrap();
+        assert_eq!(q.price, dec!(5));
+        let expected = [
+            (DropClass::NotStarted, 1),
+            (DropClass::Ended, 1),
+            (DropClass::City, 2),
+            (DropClass::Eligibility, 2),
+            (DropClass::Stock, 1),
+            (DropClass::Status, 1),
+            (DropClass::Beaten, 2),
+            (DropClass::NotADiscount, 1),
+        ];
+        assert_eq!(drops.nonzero().collect::<Vec<_>>(), expected);
+        assert_eq!(drops.total(), 11, "all but the winner");
+        // The same counts with explain, and from an order line; they add up.
+        best_price_counted(&r, &ctx(), NOW, true, &mut drops).unwrap();
+        price_units_counted(&r, &ctx(), NOW, 3, &mut drops).unwrap();
+        assert_eq!(drops.get(DropClass::City), 6);
+        assert_eq!(drops.get(DropClass::Beaten), 6);
+        // No winner: nothing is beaten.
+        let mut drops = Drops::default();
+        let lone = record(
+            dec!(10),
+            vec![Activity {
+                channels: Channels::NONE.with(Channel::Pc),
+                ..activity(1, ActivityKind::FlashSale, dec!(5))
+            }],
+        );
+        best_price_counted(&lone, &ctx(), NOW, false, &mut drops).unwrap();
+        assert_eq!(drops.nonzero().collect::<Vec<_>>(), [(DropClass::Channel, 1)]);
     }
 
     #[test]

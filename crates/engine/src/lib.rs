@@ -3,7 +3,9 @@
 //! Layout: [`activity`] decides what one goods costs a caller now
 //! ([`best_price`], the list path, and [`price_units`], an order line with
 //! per-user limits and stock); [`trace`] explains that decision candidate by
-//! candidate ([`DropReason`] labels feed the price-process metrics);
+//! candidate; [`drops`] counts, on every call and without allocation, the
+//! candidates that did not set the price by class ([`best_price_counted`],
+//! [`price_units_counted`]; the price-process metrics);
 //! [`cart`] stacks order-level promotions and coupons ([`price_cart`]);
 //! [`allocate`](mod@allocate) shares a discount over lines to the exact fen;
 //! [`refund`] reads one line's paid amount back; [`money`] is the integer fen
@@ -27,18 +29,22 @@ pub mod activity;
 pub mod allocate;
 pub mod cart;
 pub mod context;
+pub mod drops;
 pub mod error;
 pub mod money;
 pub mod refund;
 pub mod trace;
 
-pub use activity::{LineQuote, Quote, Segment, Winner, best_price, price_units};
+pub use activity::{
+    LineQuote, Quote, Segment, Winner, best_price, best_price_counted, price_units, price_units_counted,
+};
 pub use allocate::{RemainderRule, allocate};
 pub use cart::{
     AppliedPromotion, CartLine, CartPricing, LineAllocation, PricedLine, Promotion, PromotionKind, PromotionProblem,
     PromotionTier, STACKING_ORDER, Scope, ScopeKind, UnusedPromotion, UnusedReason, price_cart,
 };
 pub use context::CallerContext;
+pub use drops::{DropClass, Drops};
 pub use error::{AllocationError, PricingError};
 pub use money::{MAX_AMOUNT, MoneyError};
 pub use refund::{Refund, refund_line};

@@ -29,6 +29,16 @@ pub use settings::{LogFormat, ServerSettings, ZONE_ENV};
 const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
+/// The price-result histogram: the discount of each answered price, in basis
+/// points of the original price (0..=10000); its buckets are
+/// [`DISCOUNT_BUCKETS`].
+pub const DISCOUNT_METRIC: &str = "pricing_price_discount_basis_points";
+
+/// Discount buckets in basis points: the depth bands' edges (10%, 30%, 50%,
+/// 70%, 90% off) and finer steps at both ends (a 1% promotion, a 99% mistake).
+pub const DISCOUNT_BUCKETS: &[f64] =
+    &[100.0, 500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0, 8000.0, 9000.0, 9500.0, 9900.0, 10000.0];
+
 /// Sets up structured logging once per process in the text format;
 /// `filter` is an env-filter directive such as "info" or
 /// "pricing=debug,info". Later calls do nothing.
@@ -58,9 +68,11 @@ pub fn init_logs(filter: &str, format: LogFormat) {
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        #[expect(clippy::expect_used, reason = "LATENCY_BUCKETS is a non-empty constant")]
+        #[expect(clippy::expect_used, reason = "LATENCY_BUCKETS and DISCOUNT_BUCKETS are non-empty constants")]
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("buckets are not empty")
+            .set_buckets_for_metric(Matcher::Full(DISCOUNT_METRIC.into()), DISCOUNT_BUCKETS)
             .expect("buckets are not empty")
             .build_recorder();
         let handle = recorder.handle();

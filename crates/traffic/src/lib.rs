@@ -9,7 +9,8 @@
 //! one order they run in. Three pieces are not layers because they need the
 //! decoded request: [`hotkey`] (one goods id or pin asked far too often),
 //! [`canary`] (the variant of a call by pin, store, city or pin hash) and
-//! [`shadow`] (sampled answers re-checked in the background). Every limit is
+//! [`shadow`] (sampled answers re-checked in the background). [`watch`]
+//! counts the answered prices themselves and the engine's dropped candidates. Every limit is
 //! read from the live control config ([`pricing_control::Switchboard`]), so a
 //! reload changes it without a restart; every refusal is a gRPC status from
 //! [`pricing_proto::ApiError`], answered at the HTTP level so the handler
@@ -24,6 +25,7 @@ pub mod quota;
 pub mod shadow;
 pub mod shed;
 pub mod stack;
+pub mod watch;
 
 pub mod guard;
 pub mod named;
@@ -35,7 +37,7 @@ pub use deadline::{Deadline, DeadlineLayer, call_deadline};
 pub use hotkey::{HotKey, HotKeyLimiter, Key};
 pub use named::{Named, protect, serve_guarded};
 pub use quota::{QuotaExceeded, QuotaLayer, Quotas};
-pub use shadow::{Mismatch, Sampler, ShadowQueue, ShadowStats, Verdict};
+pub use shadow::{Mismatch, PriceSample, Sampler, ShadowQueue, ShadowStats, Verdict};
 pub use shed::{Shed, ShedLayer, Shedder};
 pub use stack::{Protection, protection};
 

@@ -6,21 +6,34 @@
 //! the same context and compare).
 //!
 //! The request never waits: `offer` is a `try_send` on a bounded queue, and
-//! a full queue drops the sample (counted in `pricing_shadow_dropped_total`).
-//! The worker verifies one sample at a time, so verification load on the
-//! source of truth is bounded too. Each mismatch is logged with the goods id
-//! and both prices and counted in `pricing_shadow_mismatch_total{variant}`;
-//! checked ids are counted in `pricing_shadow_checks_total{variant}`, failed
-//! verifications in `pricing_shadow_errors_total{variant}`.
+//! a full queue drops the sample (counted in
+//! `pricing_shadow_dropped_total{variant,path}`). The worker verifies one
+//! sample at a time, so verification load on the source of truth is bounded
+//! too. Each mismatch is logged with the goods id, the variant, the path and
+//! both prices and counted in `pricing_shadow_mismatch_total{variant,path}`;
+//! checked ids are counted in `pricing_shadow_checks_total{variant,path}`,
+//! failed verifications in `pricing_shadow_errors_total{variant,path}`. The
+//! `path` is the queue's ([`PricePath`]: `list` or `detail`).
+//!
+//! The verifier both servers use is [`reprice`]: the sampled ids read again
+//! from the source of truth (MySQL, by another code path than the read
+//! stores) and priced by the engine with the caller's context at the
+//! answer's instant.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::collections::HashMap;
+
 use pricing_control::Switchboard;
-use pricing_record::GoodsId;
+use pricing_engine::{CallerContext, best_price};
+use pricing_record::{GoodsId, UnixMillis};
+use pricing_store::RecordStore;
 use rust_decimal::Decimal;
 use tokio::sync::mpsc;
+
+use crate::watch::PricePath;
 
 /// One goods id whose answered price differs from the verifier's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +91,12 @@ pub struct ShadowStats {
 pub struct ShadowQueue<T> {
     tx: mpsc::Sender<(Arc<str>, T)>,
     stats: Arc<ShadowStats>,
+    path: PricePath,
 }
 
 impl<T> Clone for ShadowQueue<T> {
     fn clone(&self) -> Self {
-        ShadowQueue { tx: self.tx.clone(), stats: self.stats.clone() }
+        ShadowQueue { tx: self.tx.clone(), stats: self.stats.clone(), path: self.path }
     }
 }
 
@@ -93,10 +107,10 @@ impl<T> std::fmt::Debug for ShadowQueue<T> {
 }
 
 impl<T: Send + 'static> ShadowQueue<T> {
-    /// Starts the worker with a queue of `capacity` samples (use
-    /// `shadow.queue_capacity`). The worker ends when every queue handle is
-    /// dropped.
-    pub fn spawn<F, Fut>(capacity: usize, verify: F) -> (ShadowQueue<T>, tokio::task::JoinHandle<()>)
+    /// Starts the worker of `path`'s answers with a queue of `capacity`
+    /// samples (use `shadow.queue_capacity`). The worker ends when every
+    /// queue handle is dropped.
+    pub fn spawn<F, Fut>(path: PricePath, capacity: usize, verify: F) -> (ShadowQueue<T>, tokio::task::JoinHandle<()>)
     where
         F: Fn(T) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Verdict, VerifyError>> + Send,
@@ -106,10 +120,10 @@ impl<T: Send + 'static> ShadowQueue<T> {
         let worker_stats = stats.clone();
         let worker = tokio::spawn(async move {
             while let Some((variant, sample)) = rx.recv().await {
-                run(&worker_stats, &variant, verify(sample).await);
+                run(&worker_stats, &variant, path, verify(sample).await);
             }
         });
-        (ShadowQueue { tx, stats }, worker)
+        (ShadowQueue { tx, stats, path }, worker)
     }
 
     /// Hands a sample to the worker without waiting; false when it was
@@ -118,9 +132,15 @@ impl<T: Send + 'static> ShadowQueue<T> {
         self.stats.offered.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send((variant, sample)) {
             Ok(()) => true,
-            Err(_) => {
+            Err(error) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("pricing_shadow_dropped_total").increment(1);
+                let variant = match &error {
+                    mpsc::error::TrySendError::Full((variant, _)) | mpsc::error::TrySendError::Closed((variant, _)) => {
+                        variant.to_string()
+                    }
+                };
+                metrics::counter!("pricing_shadow_dropped_total", "variant" => variant, "path" => self.path.as_str())
+                    .increment(1);
                 false
             }
         }
@@ -131,31 +151,66 @@ impl<T: Send + 'static> ShadowQueue<T> {
     }
 }
 
-fn run(stats: &ShadowStats, variant: &str, verdict: Result<Verdict, VerifyError>) {
+fn run(stats: &ShadowStats, variant: &str, path: PricePath, verdict: Result<Verdict, VerifyError>) {
+    let path = path.as_str();
     match verdict {
         Ok(verdict) => {
             stats.checked.fetch_add(verdict.checked, Ordering::Relaxed);
-            metrics::counter!("pricing_shadow_checks_total", "variant" => variant.to_owned())
+            metrics::counter!("pricing_shadow_checks_total", "variant" => variant.to_owned(), "path" => path)
                 .increment(verdict.checked);
             for m in &verdict.mismatches {
                 stats.mismatches.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("pricing_shadow_mismatch_total", "variant" => variant.to_owned()).increment(1);
+                metrics::counter!("pricing_shadow_mismatch_total", "variant" => variant.to_owned(), "path" => path)
+                    .increment(1);
                 let show = |p: Option<Decimal>| p.map_or_else(|| "not_found".to_owned(), |p| p.to_string());
                 tracing::warn!(
                     goods_id = m.goods_id,
                     answered = %show(m.answered),
                     expected = %show(m.expected),
                     variant,
+                    path,
                     "shadow verification mismatch"
                 );
             }
         }
         Err(error) => {
             stats.errors.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("pricing_shadow_errors_total", "variant" => variant.to_owned()).increment(1);
-            tracing::warn!(%error, variant, "shadow verification failed");
+            metrics::counter!("pricing_shadow_errors_total", "variant" => variant.to_owned(), "path" => path)
+                .increment(1);
+            tracing::warn!(%error, variant, path, "shadow verification failed");
         }
     }
+}
+
+/// One answered call to re-check: what was answered for whom, when.
+#[derive(Debug, Clone)]
+pub struct PriceSample {
+    pub ctx: CallerContext,
+    pub now: UnixMillis,
+    /// Every asked id with the price answered (`None`: not found).
+    pub answered: Vec<(GoodsId, Option<Decimal>)>,
+}
+
+/// The real verifier: re-reads the sample's ids from `truth` (the SQL
+/// source) and prices each with the engine for the same caller at the same
+/// instant; every id whose answered price differs is a [`Mismatch`].
+pub async fn reprice(truth: &dyn RecordStore, sample: PriceSample) -> Result<Verdict, VerifyError> {
+    let ids: Vec<GoodsId> = sample.answered.iter().map(|(id, _)| *id).collect();
+    let records = truth.fetch(&ids).await?;
+    let expected: HashMap<GoodsId, Option<Decimal>> = records
+        .iter()
+        .filter(|r| !r.is_tombstone())
+        .map(|r| (r.goods_id, best_price(r, &sample.ctx, sample.now, false).ok().map(|q| q.price)))
+        .collect();
+    let mismatches = sample
+        .answered
+        .iter()
+        .filter_map(|&(goods_id, answered)| {
+            let expected = expected.get(&goods_id).copied().flatten();
+            (expected != answered).then_some(Mismatch { goods_id, answered, expected })
+        })
+        .collect();
+    Ok(Verdict { checked: ids.len() as u64, mismatches })
 }
 
 #[cfg(test)]
@@ -195,7 +250,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn mismatches_are_counted() {
-        let (queue, _worker) = ShadowQueue::spawn(16, verify);
+        let (queue, _worker) = ShadowQueue::spawn(PricePath::List, 16, verify);
         assert!(queue.offer("stable".into(), vec![(1, Some(dec!(9.90))), (2, Some(dec!(8.80))), (3, None)]));
         assert!(queue.offer("stable".into(), vec![(3, Some(dec!(1.00)))]));
         until(|| queue.stats().checked.load(Ordering::Relaxed) == 4).await;
@@ -207,7 +262,7 @@ mod tests {
     async fn a_slow_verifier_never_blocks_the_caller_samples_are_dropped() {
         let gate = Arc::new(Semaphore::new(0));
         let verifier_gate = gate.clone();
-        let (queue, _worker) = ShadowQueue::spawn(2, move |answers: Answers| {
+        let (queue, _worker) = ShadowQueue::spawn(PricePath::List, 2, move |answers: Answers| {
             let gate = verifier_gate.clone();
             async move {
                 gate.acquire().await.unwrap().forget();
@@ -230,11 +285,46 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failing_verification_is_counted_as_an_error() {
-        let (queue, _worker) =
-            ShadowQueue::spawn(4, |_: Answers| async { Err::<Verdict, VerifyError>("mysql down".into()) });
+        let (queue, _worker) = ShadowQueue::spawn(PricePath::Detail, 4, |_: Answers| async {
+            Err::<Verdict, VerifyError>("mysql down".into())
+        });
         queue.offer("stable".into(), vec![(1, None)]);
         until(|| queue.stats().errors.load(Ordering::Relaxed) == 1).await;
         assert_eq!(queue.stats().checked.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn reprice_compares_with_the_engine_on_the_truth_at_the_answer_instant() {
+        use pricing_record::{Activity, ActivityKind, Channel, GoodsRecord, GoodsStatus};
+        let now = 1_700_000_000_000;
+        let record = |id: GoodsId, activities: Vec<Activity>| {
+            Arc::new(GoodsRecord {
+                goods_id: id,
+                version: 1,
+                store_id: 1,
+                base_price: dec!(100),
+                currency: "CNY".into(),
+                status: GoodsStatus::OnSale,
+                activities,
+            })
+        };
+        let sale = Activity::open(9, 2, ActivityKind::FlashSale, dec!(60), now, now + 1_000);
+        let truth =
+            pricing_store::memory::MemoryStore::with_records("truth", [record(1, vec![]), record(2, vec![sale])]);
+        let ctx = CallerContext::anonymous(Channel::App);
+        let answered = vec![(1, Some(dec!(100.00))), (2, Some(dec!(100.00))), (3, None), (4, Some(dec!(1)))];
+        let verdict = reprice(&truth, PriceSample { ctx: ctx.clone(), now, answered: answered.clone() }).await.unwrap();
+        assert_eq!(verdict.checked, 4);
+        assert_eq!(
+            verdict.mismatches,
+            [
+                Mismatch { goods_id: 2, answered: Some(dec!(100)), expected: Some(dec!(60)) },
+                Mismatch { goods_id: 4, answered: Some(dec!(1)), expected: None },
+            ]
+        );
+        // A millisecond before the sale, the same answers for 1 and 2 are right.
+        let verdict = reprice(&truth, PriceSample { ctx, now: now - 1, answered }).await.unwrap();
+        assert_eq!(verdict.mismatches.iter().map(|m| m.goods_id).collect::<Vec<_>>(), [4]);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Layout: [`config`] is the checked config file; [`sources`] reads records
 //! and promotions by how fresh the answer must be; [`quote`] signs and reads
 //! quote ids; [`service`] checks requests, prices lines with the engine,
-//! applies cart promotions and allocates them; [`serve`] runs the gRPC server
+//! applies cart promotions and allocates them; [`watch`] counts every
+//! answered price and the engine's dropped candidates, and shadow-verifies
+//! sampled GetGoodsPrice answers against MySQL; [`serve`] runs the gRPC server
 //! with health, reflection and metrics until shutdown, then drains.
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
@@ -14,6 +16,7 @@ pub mod quote;
 pub mod service;
 pub mod sources;
 pub mod variants;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use pricing_engine::{
-    CallerContext, CartLine, CartPricing, LineQuote, RemainderRule, best_price, price_cart, price_units,
+    CallerContext, CartLine, CartPricing, Drops, LineQuote, RemainderRule, best_price, best_price_counted, price_cart,
+    price_units_counted,
 };
 use pricing_proto::v1::detail_pricing_server::DetailPricing;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
@@ -23,6 +24,7 @@ use crate::sources::{Freshness, Sources};
 use crate::variants::RedisViews;
 use pricing_control::Switchboard;
 use pricing_store::Deadline;
+use pricing_traffic::watch::{Answer, PricePath};
 use pricing_traffic::{Canary, HotKeyLimiter, Key, VARIANT_HEADER};
 
 pub struct DetailService {
@@ -36,6 +38,8 @@ pub struct DetailService {
     quote_ttl_ms: i64,
     rule: RemainderRule,
     list: Option<ListFallback>,
+    /// Shadow verification of GetGoodsPrice answers against MySQL.
+    shadow: crate::watch::Shadow,
     /// "Now" for every price and quote expiry.
     clock: Clock,
 }
@@ -71,6 +75,7 @@ impl DetailService {
     ) -> DetailService {
         DetailService {
             views: RedisViews::new(&board, Arc::clone(&sources)),
+            shadow: crate::watch::Shadow::new(&board, sources.truth()),
             sources,
             hot_keys: HotKeyLimiter::new(board.clone()),
             canary: Canary::new(board.clone()),
@@ -226,6 +231,8 @@ impl DetailService {
         deadline: Option<Deadline>,
     ) -> Result<OrderResult, ApiError> {
         let caller = convert::caller(ctx);
+        let path = if freshness == Freshness::Order { PricePath::Order } else { PricePath::Checkout };
+        let mut drops = Drops::default();
         let ids: Vec<u64> = lines.iter().map(|l| l.goods_id).collect();
         let records = route.records(&self.sources, &ids, freshness, deadline).await?;
         let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
@@ -234,8 +241,8 @@ impl DetailService {
         let mut trace = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let field = format!("lines[{i}].goods_id");
-            let record = match by_id.get(&line.goods_id) {
-                Some(found) => &found.record,
+            let (record, tier) = match by_id.get(&line.goods_id) {
+                Some(found) => (&found.record, found.tier),
                 _ => return Err(ApiError::not_found(field, format!("goods {} not found", line.goods_id))),
             };
             if record.status == GoodsStatus::Delisted {
@@ -244,8 +251,9 @@ impl DetailService {
                     description: format!("goods {} is off the shelf", line.goods_id),
                 });
             }
-            let quote = price_units(record, &caller, now, line.quantity)
+            let quote = price_units_counted(record, &caller, now, line.quantity, &mut drops)
                 .map_err(|e| internal(&format!("goods {}", line.goods_id), e))?;
+            crate::watch::order_line(path, record, &quote, caller.channel, tier);
             if ctx.explain
                 && let Ok(q) = best_price(record, &caller, now, true)
             {
@@ -253,6 +261,7 @@ impl DetailService {
             }
             priced.push((*line, quote));
         }
+        crate::watch::drops(path, &drops);
         let mut store_ids: Vec<u64> = priced.iter().map(|(_, q)| q.store_id).collect();
         store_ids.sort_unstable();
         store_ids.dedup();
@@ -298,6 +307,9 @@ impl DetailPricing for DetailService {
         if route.fallback {
             let reply =
                 self.ask_list(id, request.context.unwrap_or_default(), deadline).await.map_err(|e| route.fail(e))?;
+            if let Some(price) = &reply.price {
+                crate::watch::fallback_answer(price, ctx.channel);
+            }
             return Ok(route.tag(Response::new(reply)));
         }
         let found =
@@ -308,8 +320,13 @@ impl DetailPricing for DetailService {
         let caller: CallerContext = convert::caller(&ctx);
         // The detail page lists every activity with why it does or does not
         // apply, so the trace is always built here; it is returned only when asked.
-        let mut quote = best_price(&found.record, &caller, self.clock.now_ms(), true)
+        let now = self.clock.now_ms();
+        let mut drops = Drops::default();
+        let mut quote = best_price_counted(&found.record, &caller, now, true, &mut drops)
             .map_err(|e| internal(&format!("goods {id}"), e))?;
+        crate::watch::drops(PricePath::Detail, &drops);
+        pricing_traffic::watch::record_answer(&Answer::of(PricePath::Detail, &quote, caller.channel, found.tier));
+        self.shadow.check(&route.variant, &caller, now, id, quote.price);
         let activities = convert::activity_offers(&found.record, &quote.trace);
         if !ctx.explain {
             quote.trace.clear();

@@ -121,6 +121,12 @@ impl Sources {
         })
     }
 
+    /// MySQL as a record store behind its guard: the source of truth shadow
+    /// verification re-prices from.
+    pub fn truth(&self) -> Arc<dyn RecordStore> {
+        Arc::clone(&self.mysql) as _
+    }
+
     pub fn redis(&self) -> Option<&Pair> {
         self.redis.as_ref()
     }

@@ -2,26 +2,18 @@
 //! request: hot keys, the canary variant, and shadow verification of a
 //! sample of answers against the source of truth (seed 004, 3.2.2).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use pricing_control::{ControlError, Switchboard};
-use pricing_engine::{CallerContext, best_price};
-use pricing_record::{GoodsId, UnixMillis};
 use pricing_store::RecordStore;
-use pricing_traffic::shadow::{Mismatch, Verdict, VerifyError};
+use pricing_traffic::watch::PricePath;
 use pricing_traffic::{Canary, HotKeyLimiter, Sampler, ShadowQueue};
-use rust_decimal::Decimal;
+
+/// One answered batch to re-check (the verifier is
+/// [`pricing_traffic::shadow::reprice`], shared with the detail server).
+pub use pricing_traffic::PriceSample as ShadowSample;
 
 use crate::variants::{Parts, Variants};
-
-/// One answered batch to re-check: what was answered for whom, when.
-pub struct ShadowSample {
-    pub ctx: CallerContext,
-    pub now: UnixMillis,
-    /// Every asked id with the price answered (`None`: not found).
-    pub answered: Vec<(GoodsId, Option<Decimal>)>,
-}
 
 pub struct Guards {
     /// The switch board (the deadline reserve, `limits.min_deadline_ms`).
@@ -40,9 +32,9 @@ impl Guards {
     pub fn new(board: &Switchboard, truth: Option<Arc<dyn RecordStore>>) -> Guards {
         let shadow = truth.map(|truth| {
             let capacity = board.load_config().shadow.queue_capacity;
-            let (queue, _worker) = ShadowQueue::spawn(capacity, move |sample: ShadowSample| {
+            let (queue, _worker) = ShadowQueue::spawn(PricePath::List, capacity, move |sample: ShadowSample| {
                 let truth = Arc::clone(&truth);
-                async move { verify(&*truth, sample).await }
+                async move { pricing_traffic::shadow::reprice(&*truth, sample).await }
             });
             queue
         });
@@ -64,24 +56,4 @@ impl Guards {
         board.require(self.variants.capability())?;
         Ok(self)
     }
-}
-
-/// Recomputes a sample's prices from the source of truth.
-async fn verify(truth: &dyn RecordStore, sample: ShadowSample) -> Result<Verdict, VerifyError> {
-    let ids: Vec<GoodsId> = sample.answered.iter().map(|(id, _)| *id).collect();
-    let records = truth.fetch(&ids).await?;
-    let expected: HashMap<GoodsId, Option<Decimal>> = records
-        .iter()
-        .filter(|r| !r.is_tombstone())
-        .map(|r| (r.goods_id, best_price(r, &sample.ctx, sample.now, false).ok().map(|q| q.price)))
-        .collect();
-    let mismatches = sample
-        .answered
-        .iter()
-        .filter_map(|&(goods_id, answered)| {
-            let expected = expected.get(&goods_id).copied().flatten();
-            (expected != answered).then_some(Mismatch { goods_id, answered, expected })
-        })
-        .collect();
-    Ok(Verdict { checked: ids.len() as u64, mismatches })
 }

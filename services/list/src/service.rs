@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pricing_engine::best_price;
+use pricing_engine::{Drops, best_price_counted};
 use pricing_proto::v1::list_pricing_server::ListPricing;
 use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse};
 use pricing_proto::{ApiError, convert, validate};
@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::guards::{Guards, ShadowSample};
 use crate::reader::PriceReader;
 use pricing_record::{Clock, GoodsId};
+use pricing_traffic::watch::{self, PricePath};
 use pricing_traffic::{HotKey, Key, VARIANT_HEADER};
 
 pub struct ListService {
@@ -77,14 +78,18 @@ impl ListPricing for ListService {
                 .unwrap_or(u32::MAX),
             limited,
         };
+        let mut drops = Drops::default();
         // An id the reader left unanswered is not found, never dropped.
         for (id, hit) in ids.into_iter().zip(hits.into_iter().chain(std::iter::repeat_with(|| None))) {
             let Some(hit) = hit.filter(|h| h.record.goods_id == id && !h.record.is_tombstone()) else {
                 reply.not_found.push(id);
                 continue;
             };
-            match best_price(&hit.record, &caller, now, ctx.explain) {
-                Ok(quote) => reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale)),
+            match best_price_counted(&hit.record, &caller, now, ctx.explain, &mut drops) {
+                Ok(quote) => {
+                    watch::record_answer(&watch::Answer::of(PricePath::List, &quote, caller.channel, hit.tier));
+                    reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale));
+                }
                 Err(error) => {
                     // A record the engine cannot price (bad base price) is never
                     // answered with a made-up price: it is not found, and counted.
@@ -97,6 +102,7 @@ impl ListPricing for ListService {
             }
         }
         view.count_tiers(reply.prices.iter().map(|p| p.tier()));
+        watch::record_drops(PricePath::List, &drops);
         metrics::counter!("pricing_list_goods_total", "result" => "found").increment(reply.prices.len() as u64);
         metrics::counter!("pricing_list_goods_total", "result" => "not_found").increment(reply.not_found.len() as u64);
         if !reply.limited.is_empty() {
