@@ -18,7 +18,9 @@ use pricing_store::{BreakerSettings, CacheSettings, Cluster, PairId, WriteMode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::guard::GuardSettings;
 use crate::pair::{PairSwitches, ReadSwitch};
+use pricing_engine::guard::GuardRules;
 use crate::switchboard::PairSwitch;
 
 /// The only format version this build reads.
@@ -41,7 +43,7 @@ pub enum ControlError {
 }
 
 impl ControlError {
-    fn invalid(field: impl Into<String>, reason: impl ToString) -> ControlError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl ToString) -> ControlError {
         ControlError::Invalid { field: field.into(), reason: reason.to_string() }
     }
 
@@ -83,6 +85,16 @@ pub struct ControlConfig {
     /// The projector's write switches: write mode per pair and a pause.
     #[serde(default)]
     pub projector: ProjectorSwitches,
+    /// The price guard: rules per activity kind, allow-list, mode.
+    #[serde(default)]
+    pub guard: GuardSettings,
+    /// `guard` compiled for the engine ([`ControlConfig::guard_rules`]):
+    /// filled by `parse`, `Switchboard::from_config` and
+    /// `Switchboard::replace` (public only so that a struct literal with
+    /// `..Default::default()` builds in other crates; set `guard`, not this).
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub compiled_guard: GuardRules,
 }
 
 impl Default for ControlConfig {
@@ -100,6 +112,8 @@ impl Default for ControlConfig {
             canary: CanarySettings::default(),
             shadow: ShadowSettings::default(),
             projector: ProjectorSwitches::default(),
+            guard: GuardSettings::default(),
+            compiled_guard: GuardRules::default(),
         }
     }
 }
@@ -437,6 +451,7 @@ impl ControlConfig {
             account.fill_digest(name)?;
         }
         config.validate()?;
+        config.compiled_guard = config.guard.compile()?;
         Ok(config)
     }
 
@@ -583,7 +598,13 @@ impl ControlConfig {
         if self.shadow.queue_capacity == 0 {
             return Err(ControlError::invalid("shadow.queue_capacity", "must be at least 1"));
         }
+        self.guard.compile()?;
         Ok(())
+    }
+
+    /// The price guard's rules as the engine reads them (empty: no guard).
+    pub fn guard_rules(&self) -> &GuardRules {
+        &self.compiled_guard
     }
 
     /// The overrides of a canary variant, if it has any.

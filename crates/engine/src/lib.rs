@@ -28,6 +28,7 @@ pub mod allocate;
 pub mod cart;
 pub mod context;
 pub mod error;
+pub mod guard;
 pub mod money;
 pub mod refund;
 pub mod trace;

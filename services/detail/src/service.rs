@@ -3,9 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pricing_engine::{
-    CallerContext, CartLine, CartPricing, LineQuote, RemainderRule, best_price, price_cart, price_units,
-};
+use pricing_engine::guard::{best_price_guarded, price_units_guarded};
+use pricing_engine::{CallerContext, CartLine, CartPricing, LineQuote, RemainderRule, price_cart};
 use pricing_proto::v1::detail_pricing_server::DetailPricing;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_proto::v1::{
@@ -182,6 +181,8 @@ impl DetailService {
         let records = self.sources.records(&ids, freshness, route.bypass, deadline).await?;
         let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
         let now = self.clock.now_ms();
+        let control = self.board.snapshot();
+        let guard = control.guard_rules();
         let mut priced = Vec::with_capacity(lines.len());
         let mut trace = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -196,10 +197,11 @@ impl DetailService {
                     description: format!("goods {} is off the shelf", line.goods_id),
                 });
             }
-            let quote = price_units(record, &caller, now, line.quantity)
+            let (quote, breaches) = price_units_guarded(record, &caller, now, line.quantity, guard)
                 .map_err(|e| internal(&format!("goods {}", line.goods_id), e))?;
+            breaches.iter().for_each(|b| pricing_control::guard::count_breach("detail", b));
             if ctx.explain
-                && let Ok(q) = best_price(record, &caller, now, true)
+                && let Ok((q, _)) = best_price_guarded(record, &caller, now, true, guard)
             {
                 trace.extend(q.trace.iter().map(convert::trace_entry));
             }
@@ -258,8 +260,13 @@ impl DetailPricing for DetailService {
         let caller: CallerContext = convert::caller(&ctx);
         // The detail page lists every activity with why it does or does not
         // apply, so the trace is always built here; it is returned only when asked.
-        let mut quote = best_price(&found.record, &caller, self.clock.now_ms(), true)
-            .map_err(|e| internal(&format!("goods {id}"), e))?;
+        let guard = self.board.load_config();
+        let (mut quote, breach) =
+            best_price_guarded(&found.record, &caller, self.clock.now_ms(), true, guard.guard_rules())
+                .map_err(|e| internal(&format!("goods {id}"), e))?;
+        if let Some(breach) = breach {
+            pricing_control::guard::count_breach("detail", &breach);
+        }
         let activities = convert::activity_offers(&found.record, &quote.trace);
         if !ctx.explain {
             quote.trace.clear();

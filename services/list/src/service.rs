@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use pricing_engine::best_price;
+use pricing_engine::guard::best_price_guarded;
 use pricing_proto::v1::list_pricing_server::ListPricing;
 use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse};
 use pricing_proto::{ApiError, convert, validate};
@@ -39,7 +39,8 @@ impl ListPricing for ListService {
         &self,
         request: Request<BatchGetPricesRequest>,
     ) -> Result<Response<BatchGetPricesResponse>, Status> {
-        let deadline = pricing_traffic::call_deadline(&request, self.guards.board.load_config().limits.min_deadline);
+        let control = self.guards.board.snapshot();
+        let deadline = pricing_traffic::call_deadline(&request, control.limits.min_deadline);
         let request = request.into_inner();
         let ctx = validate::context("context", request.context.as_ref())?;
         let ids = validate::goods_ids("goods_ids", &request.goods_ids)?;
@@ -78,8 +79,14 @@ impl ListPricing for ListService {
                 reply.not_found.push(id);
                 continue;
             };
-            match best_price(&hit.record, &caller, now, ctx.explain) {
-                Ok(quote) => reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale)),
+            // The price guard (`[guard]`): nothing is screened while it has no rules.
+            match best_price_guarded(&hit.record, &caller, now, ctx.explain, control.guard_rules()) {
+                Ok((quote, breach)) => {
+                    if let Some(breach) = breach {
+                        pricing_control::guard::count_breach("list", &breach);
+                    }
+                    reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale));
+                }
                 Err(error) => {
                     // A record the engine cannot price (bad base price) is never
                     // answered with a made-up price: it is not found, and counted.
