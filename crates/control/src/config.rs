@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::guard::GuardSettings;
 use crate::pair::{PairSwitches, ReadSwitch};
-use pricing_engine::guard::GuardRules;
 use crate::switchboard::PairSwitch;
+use pricing_engine::guard::GuardRules;
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;

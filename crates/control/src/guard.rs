@@ -193,9 +193,18 @@ mod tests {
             invalid_field("version = 1\n[guard.rules.discount]\nfloor_share_basis_points = 10001"),
             "guard.rules.discount.floor_share_basis_points"
         );
-        assert_eq!(invalid_field("version = 1\n[guard.rules.discount]\nmax_off = '1.234'"), "guard.rules.discount.max_off");
-        assert_eq!(invalid_field("version = 1\n[guard.rules.discount]\nmin_price = '-1'"), "guard.rules.discount.min_price");
-        assert_eq!(invalid_field("version = 1\n[guard.rules.discount]\nmin_price = 'x'"), "guard.rules.discount.min_price");
+        assert_eq!(
+            invalid_field("version = 1\n[guard.rules.discount]\nmax_off = '1.234'"),
+            "guard.rules.discount.max_off"
+        );
+        assert_eq!(
+            invalid_field("version = 1\n[guard.rules.discount]\nmin_price = '-1'"),
+            "guard.rules.discount.min_price"
+        );
+        assert_eq!(
+            invalid_field("version = 1\n[guard.rules.discount]\nmin_price = 'x'"),
+            "guard.rules.discount.min_price"
+        );
         assert_eq!(invalid_field("version = 1\n[guard.rules.amount_off]\nmode = 'block'"), "guard.rules.amount_off");
         assert_eq!(invalid_field("version = 1\n[guard]\nallow = [0]"), "guard.allow");
         for text in [

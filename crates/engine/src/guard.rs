@@ -301,8 +301,7 @@ pub fn screen<'a>(record: &'a GoodsRecord, rules: &GuardRules, now: UnixMillis) 
     let breaches = breaches(record, rules, now);
     let record = if breaches.iter().any(|b| b.mode == GuardMode::Block) {
         let mut kept = record.clone();
-        kept.activities
-            .retain(|a| !breaches.iter().any(|b| b.mode == GuardMode::Block && b.activity_id == a.id));
+        kept.activities.retain(|a| !breaches.iter().any(|b| b.mode == GuardMode::Block && b.activity_id == a.id));
         Cow::Owned(kept)
     } else {
         Cow::Borrowed(record)
@@ -423,9 +422,15 @@ mod tests {
         let r = record(vec![activity(7, ActivityKind::FlashSale, dec!(5.99))]);
         let b = breaches(&r, &floor(1000, GuardMode::Alert), NOW);
         assert_eq!(b.len(), 1);
-        assert_eq!((b[0].activity_id, b[0].rule, b[0].price, b[0].original), (7, GuardRule::FloorShare, dec!(5.99), dec!(599)));
+        assert_eq!(
+            (b[0].activity_id, b[0].rule, b[0].price, b[0].original),
+            (7, GuardRule::FloorShare, dec!(5.99), dec!(599))
+        );
         let max_off = KindRule { max_off: Some(fen(dec!(500))), ..KindRule::default() };
-        assert_eq!(breaches(&r, &GuardRules::new([(ActivityKind::FlashSale, max_off)], []), NOW)[0].rule, GuardRule::MaxOff);
+        assert_eq!(
+            breaches(&r, &GuardRules::new([(ActivityKind::FlashSale, max_off)], []), NOW)[0].rule,
+            GuardRule::MaxOff
+        );
         let min_price = KindRule { min_price: Some(fen(dec!(6))), ..KindRule::default() };
         assert_eq!(
             breaches(&r, &GuardRules::new([(ActivityKind::FlashSale, min_price)], []), NOW)[0].rule,
@@ -443,7 +448,10 @@ mod tests {
         let d = record(vec![activity(8, ActivityKind::Discount, dec!(1))]);
         assert_eq!(breaches(&d, &floor(1000, GuardMode::Alert), NOW)[0].price, dec!(5.99));
         // A rule of another kind does not apply.
-        let other = GuardRules::new([(ActivityKind::Subsidy, KindRule { min_price: Some(fen(dec!(100))), ..KindRule::default() })], []);
+        let other = GuardRules::new(
+            [(ActivityKind::Subsidy, KindRule { min_price: Some(fen(dec!(100))), ..KindRule::default() })],
+            [],
+        );
         assert!(breaches(&r, &other, NOW).is_empty());
     }
 
@@ -505,8 +513,8 @@ mod tests {
         // A breaching activity that does not apply to this caller is not counted.
         let mut scoped = activity(2, ActivityKind::FlashSale, dec!(5.99));
         scoped.city_ids = vec![5];
-        let (q, hit) =
-            best_price_guarded(&record(vec![scoped]), &ctx(), NOW, false, &floor(1000, GuardMode::Block)).expect("priced");
+        let (q, hit) = best_price_guarded(&record(vec![scoped]), &ctx(), NOW, false, &floor(1000, GuardMode::Block))
+            .expect("priced");
         assert_eq!((q.price, hit), (dec!(599), None));
         let (line, hits) = price_units_guarded(&r, &ctx(), NOW, 2, &floor(1000, GuardMode::Alert)).expect("priced");
         assert_eq!((line.amount, hits.len()), (dec!(11.98), 1));
