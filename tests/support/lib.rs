@@ -37,6 +37,9 @@ pub struct Stack {
 pub struct StackConfig {
     pub list: ListConfig,
     pub detail: DetailConfig,
+    /// A control config both servers run under (no file, so no caller
+    /// accounts are enforced); absent: the defaults.
+    pub control: Option<pricing_control::ControlConfig>,
 }
 
 impl Default for StackConfig {
@@ -46,7 +49,7 @@ impl Default for StackConfig {
         let mut detail = DetailConfig::default();
         detail.server.metrics_listen = None;
         detail.checkout.quote_secret = "test-secret".into();
-        StackConfig { list, detail }
+        StackConfig { list, detail, control: None }
     }
 }
 
@@ -66,12 +69,22 @@ impl Stack {
         let list_addr = list_listener.local_addr().unwrap();
         let detail_addr = detail_listener.local_addr().unwrap();
         let reader = pricing_list::build_reader(&config.list, Some(Arc::clone(&sql) as _)).await.expect("read chain");
+        let board = pricing_control::Switchboard::from_config(config.control.unwrap_or_default()).expect("control");
+        let sources = pricing_detail::build_sources(&config.detail, Arc::clone(&sql), &board).expect("sources");
         let tasks = vec![
-            tokio::spawn(pricing_list::serve_with_reader(list_listener, config.list, reader, stop.signal())),
-            tokio::spawn(pricing_detail::serve_with_store(
+            tokio::spawn(pricing_list::serve_with(
+                list_listener,
+                config.list,
+                reader,
+                board.clone(),
+                None,
+                stop.signal(),
+            )),
+            tokio::spawn(pricing_detail::serve_with_sources(
                 detail_listener,
                 config.detail,
-                Arc::clone(&sql),
+                sources,
+                board,
                 stop.signal(),
             )),
         ];

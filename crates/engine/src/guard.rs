@@ -274,7 +274,7 @@ impl Screened<'_> {
     /// every blocked activity back in its place, as [`Outcome::Blocked`]
     /// with no price (the guarded price is never answered).
     fn restore_trace(&self, original: &GoodsRecord, trace: Vec<TraceEntry>) -> Vec<TraceEntry> {
-        if !self.blocks() || trace.is_empty() {
+        if !self.blocks() {
             return trace;
         }
         let mut kept = trace.into_iter();
@@ -339,7 +339,9 @@ pub fn best_price_guarded(
         if let Some(blocked) = winner(&unguarded).and_then(|id| screened.blocked(id)) {
             hit = Some(blocked);
         }
-        quote.trace = screened.restore_trace(record, std::mem::take(&mut quote.trace));
+        if explain {
+            quote.trace = screened.restore_trace(record, std::mem::take(&mut quote.trace));
+        }
     }
     let hit = hit.cloned();
     Ok((quote, hit))
@@ -496,7 +498,10 @@ mod tests {
         let (q, hit) = best_price_guarded(&alone, &ctx(), NOW, false, &floor(1000, GuardMode::Block)).expect("priced");
         assert_eq!((q.price, q.winner), (dec!(599), None));
         assert!(hit.is_some());
-        assert!(q.trace.is_empty());
+        assert!(q.trace.is_empty(), "no trace unless asked");
+        let (q, _) = best_price_guarded(&alone, &ctx(), NOW, true, &floor(1000, GuardMode::Block)).expect("priced");
+        assert_eq!(q.trace.len(), 1, "asked: the blocked activity is explained");
+        assert_eq!(q.trace[0].outcome, Outcome::Blocked(GuardRule::FloorShare));
         // Order lines: no unit gets the guarded price.
         let (line, hits) = price_units_guarded(&r, &ctx(), NOW, 3, &floor(1000, GuardMode::Block)).expect("priced");
         assert_eq!(line.amount, dec!(1497));
