@@ -40,6 +40,9 @@ pub struct StackConfig {
     /// A control config both servers run under (no file, so no caller
     /// accounts are enforced); absent: the defaults.
     pub control: Option<pricing_control::ControlConfig>,
+    /// Shadow verification of the list server against the embedded
+    /// database (the sample rate is the control config's).
+    pub shadow_truth: bool,
 }
 
 impl Default for StackConfig {
@@ -49,7 +52,7 @@ impl Default for StackConfig {
         let mut detail = DetailConfig::default();
         detail.server.metrics_listen = None;
         detail.checkout.quote_secret = "test-secret".into();
-        StackConfig { list, detail, control: None }
+        StackConfig { list, detail, control: None, shadow_truth: false }
     }
 }
 
@@ -71,13 +74,14 @@ impl Stack {
         let reader = pricing_list::build_reader(&config.list, Some(Arc::clone(&sql) as _)).await.expect("read chain");
         let board = pricing_control::Switchboard::from_config(config.control.unwrap_or_default()).expect("control");
         let sources = pricing_detail::build_sources(&config.detail, Arc::clone(&sql), &board).expect("sources");
+        let truth = config.shadow_truth.then(|| Arc::clone(&sql) as Arc<dyn pricing_store::RecordStore>);
         let tasks = vec![
             tokio::spawn(pricing_list::serve_with(
                 list_listener,
                 config.list,
                 reader,
                 board.clone(),
-                None,
+                truth,
                 stop.signal(),
             )),
             tokio::spawn(pricing_detail::serve_with_sources(

@@ -34,12 +34,21 @@ async fn a_record_below_the_floor_is_reported_by_the_projector() {
     assert_eq!((breach.rule, breach.mode), (GuardRule::FloorShare, GuardMode::Block));
     assert_eq!(breach.price.to_string(), "39.90");
     // Every breach reported is a real one: at or above the floor is never reported.
-    assert!(report.guard_breaches.iter().all(|b| b.price * rust_decimal::Decimal::from(10) < b.original * rust_decimal::Decimal::from(8)));
+    assert!(
+        report
+            .guard_breaches
+            .iter()
+            .all(|b| b.price * rust_decimal::Decimal::from(10) < b.original * rust_decimal::Decimal::from(8))
+    );
 
     // The commands over the same source.
     let config = dir.path().join("projector.toml");
     let url = w.projector.config().source.database_url.clone();
-    std::fs::write(&config, format!("{}\n[control]\nfile = {:?}\n", config_text(&url, &w.redis, &w.hbase), control.display().to_string())).unwrap();
+    std::fs::write(
+        &config,
+        format!("{}\n[control]\nfile = {:?}\n", config_text(&url, &w.redis, &w.hbase), control.display().to_string()),
+    )
+    .unwrap();
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_pricing-projector"))
             .arg("--config")
