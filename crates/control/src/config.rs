@@ -675,6 +675,11 @@ mod tests {
         assert!(!c.detail_redis_bypass("stable"));
         assert!(!c.projector.paused);
         assert_eq!(c.projector.redis.write, pricing_store::WriteMode::Both);
+        let flash = c.guard_rules().rule(pricing_record::ActivityKind::FlashSale).unwrap();
+        assert_eq!(flash.floor_share_basis_points, Some(1000));
+        assert_eq!(flash.mode, pricing_engine::guard::GuardMode::Alert);
+        let subsidy = c.guard_rules().rule(pricing_record::ActivityKind::Subsidy).unwrap();
+        assert_eq!(subsidy.mode, pricing_engine::guard::GuardMode::Block);
     }
 
     #[test]
@@ -716,6 +721,7 @@ mod tests {
             "version = 1\n[projector]\npause = true",
             "version = 1\n[projector.redis]\nwrite = 'both'\nread = 'split'",
             "version = 1\n[projector.redis]\nwrite = 'only_c'",
+            "version = 1\n[guard]\nmodes = 'block'",
         ] {
             assert!(matches!(ControlConfig::parse(text), Err(ControlError::Parse(_))), "accepted: {text}");
         }
