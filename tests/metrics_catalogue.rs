@@ -37,7 +37,7 @@ use pricing_tests::real_stack::counter;
 use pricing_tests::{Stack, StackConfig, app, lines};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// >>> DELETE AFTER MERGING THE `watch` BRANCH (issue 15 items 1-3) <<<
+// DELETE AFTER MERGING THE `watch` BRANCH (issue 15 items 1-3).
 /// Names the dashboard and alerts use that the `watch` branch adds. On this
 /// branch they are reported as missing but do not fail the test; once the
 /// branches are merged this list must be deleted (with its one use below)
@@ -251,7 +251,7 @@ async fn every_metric_of_the_dashboard_and_alerts_is_served() {
     for name in &missing {
         println!("metric used by the dashboard or an alert but not served: {name}");
     }
-    // >>> DELETE AFTER MERGING THE `watch` BRANCH: the filter below goes with the list. <<<
+    // DELETE AFTER MERGING THE `watch` BRANCH: this filter goes with the list.
     let missing: Vec<&&String> =
         missing.iter().filter(|name| !EXPECTED_FROM_WATCH_BRANCH.contains(&name.as_str())).collect();
     assert!(missing.is_empty(), "the dashboard or the alerts use metrics no server serves: {missing:?}");
