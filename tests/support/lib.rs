@@ -37,6 +37,12 @@ pub struct Stack {
 pub struct StackConfig {
     pub list: ListConfig,
     pub detail: DetailConfig,
+    /// A control config both servers run under (no file, so no caller
+    /// accounts are enforced); absent: the defaults.
+    pub control: Option<pricing_control::ControlConfig>,
+    /// Shadow verification of the list server against the embedded
+    /// database (the sample rate is the control config's).
+    pub shadow_truth: bool,
 }
 
 impl Default for StackConfig {
@@ -46,7 +52,7 @@ impl Default for StackConfig {
         let mut detail = DetailConfig::default();
         detail.server.metrics_listen = None;
         detail.checkout.quote_secret = "test-secret".into();
-        StackConfig { list, detail }
+        StackConfig { list, detail, control: None, shadow_truth: false }
     }
 }
 
@@ -66,12 +72,23 @@ impl Stack {
         let list_addr = list_listener.local_addr().unwrap();
         let detail_addr = detail_listener.local_addr().unwrap();
         let reader = pricing_list::build_reader(&config.list, Some(Arc::clone(&sql) as _)).await.expect("read chain");
+        let board = pricing_control::Switchboard::from_config(config.control.unwrap_or_default()).expect("control");
+        let sources = pricing_detail::build_sources(&config.detail, Arc::clone(&sql), &board).expect("sources");
+        let truth = config.shadow_truth.then(|| Arc::clone(&sql) as Arc<dyn pricing_store::RecordStore>);
         let tasks = vec![
-            tokio::spawn(pricing_list::serve_with_reader(list_listener, config.list, reader, stop.signal())),
-            tokio::spawn(pricing_detail::serve_with_store(
+            tokio::spawn(pricing_list::serve_with(
+                list_listener,
+                config.list,
+                reader,
+                board.clone(),
+                truth,
+                stop.signal(),
+            )),
+            tokio::spawn(pricing_detail::serve_with_sources(
                 detail_listener,
                 config.detail,
-                Arc::clone(&sql),
+                sources,
+                board,
                 stop.signal(),
             )),
         ];

@@ -18,9 +18,11 @@ use pricing_store::{BreakerSettings, CacheSettings, Cluster, PairId, WriteMode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::guard::GuardSettings;
 use crate::pair::{PairSwitches, ReadSwitch};
 use crate::switchboard::PairSwitch;
 pub use crate::variant::VariantOverrides;
+use pricing_engine::guard::GuardRules;
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -42,7 +44,7 @@ pub enum ControlError {
 }
 
 impl ControlError {
-    fn invalid(field: impl Into<String>, reason: impl ToString) -> ControlError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl ToString) -> ControlError {
         ControlError::Invalid { field: field.into(), reason: reason.to_string() }
     }
 
@@ -84,6 +86,16 @@ pub struct ControlConfig {
     /// The projector's write switches: write mode per pair and a pause.
     #[serde(default)]
     pub projector: ProjectorSwitches,
+    /// The price guard: rules per activity kind, allow-list, mode.
+    #[serde(default)]
+    pub guard: GuardSettings,
+    /// `guard` compiled for the engine ([`ControlConfig::guard_rules`]):
+    /// filled by `parse`, `Switchboard::from_config` and
+    /// `Switchboard::replace` (public only so that a struct literal with
+    /// `..Default::default()` builds in other crates; set `guard`, not this).
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub compiled_guard: GuardRules,
 }
 
 impl Default for ControlConfig {
@@ -101,6 +113,8 @@ impl Default for ControlConfig {
             canary: CanarySettings::default(),
             shadow: ShadowSettings::default(),
             projector: ProjectorSwitches::default(),
+            guard: GuardSettings::default(),
+            compiled_guard: GuardRules::default(),
         }
     }
 }
@@ -422,6 +436,7 @@ impl ControlConfig {
             account.fill_digest(name)?;
         }
         config.validate()?;
+        config.compiled_guard = config.guard.compile()?;
         Ok(config)
     }
 
@@ -566,7 +581,13 @@ impl ControlConfig {
         if self.shadow.queue_capacity == 0 {
             return Err(ControlError::invalid("shadow.queue_capacity", "must be at least 1"));
         }
+        self.guard.compile()?;
         Ok(())
+    }
+
+    /// The price guard's rules as the engine reads them (empty: no guard).
+    pub fn guard_rules(&self) -> &GuardRules {
+        &self.compiled_guard
     }
 
     /// The overrides of a canary variant, if it has any.
@@ -637,6 +658,11 @@ mod tests {
         assert!(!c.detail_redis_bypass("stable"));
         assert!(!c.projector.paused);
         assert_eq!(c.projector.redis.write, pricing_store::WriteMode::Both);
+        let flash = c.guard_rules().rule(pricing_record::ActivityKind::FlashSale).unwrap();
+        assert_eq!(flash.floor_share_basis_points, Some(1000));
+        assert_eq!(flash.mode, pricing_engine::guard::GuardMode::Alert);
+        let subsidy = c.guard_rules().rule(pricing_record::ActivityKind::Subsidy).unwrap();
+        assert_eq!(subsidy.mode, pricing_engine::guard::GuardMode::Block);
     }
 
     #[test]
@@ -678,6 +704,7 @@ mod tests {
             "version = 1\n[projector]\npause = true",
             "version = 1\n[projector.redis]\nwrite = 'both'\nread = 'split'",
             "version = 1\n[projector.redis]\nwrite = 'only_c'",
+            "version = 1\n[guard]\nmodes = 'block'",
         ] {
             assert!(matches!(ControlConfig::parse(text), Err(ControlError::Parse(_))), "accepted: {text}");
         }

@@ -2,8 +2,8 @@
 //!
 //! Layout: [`config`] is the file as data ([`ControlConfig`]: the list and
 //! detail read-path switches, caller accounts, global limits, hot keys,
-//! breaker defaults, canary rules, shadow verification and the projector's
-//! write mode and pause), parsed strictly and checked in one `validate`; [`switchboard`] holds the config in force
+//! breaker defaults, canary rules, shadow verification, the projector's
+//! write mode and pause, and the price guard, [`guard`]), parsed strictly and checked in one `validate`; [`switchboard`] holds the config in force
 //! ([`Switchboard`]: an `ArcSwap` snapshot), reloads it by content hash from a
 //! watcher task or on demand, refuses a bad file and keeps the last good one,
 //! and pushes store settings into the `Live` cells the stores read on every
@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod guard;
 pub mod pair;
 pub mod switchboard;
 pub mod variant;
@@ -24,6 +25,7 @@ pub use config::{
     CallerAccount, CanaryRule, CanarySettings, ControlConfig, ControlError, DetailSwitches, GlobalLimits,
     HotKeySettings, ListSwitches, ProjectorPairSwitches, ProjectorSwitches, ShadowSettings, VariantOverrides,
 };
+pub use guard::{GuardModeSwitch, GuardSettings, KindRuleSettings, KindRules};
 pub use pair::{Locality, PairSwitches, ReadSwitch};
 pub use switchboard::{Capability, PairSwitch, Reload, Switchboard};
 pub use variant::RemainderRuleSwitch;

@@ -187,8 +187,9 @@ impl Switchboard {
 
     /// A board with a fixed starting config and no file (tests, the
     /// embedded default); [`Switchboard::replace`] still changes it.
-    pub fn from_config(config: ControlConfig) -> Result<Switchboard, ControlError> {
+    pub fn from_config(mut config: ControlConfig) -> Result<Switchboard, ControlError> {
         config.validate()?;
+        config.compiled_guard = config.guard.compile()?;
         Ok(Switchboard::build(None, config))
     }
 
@@ -329,8 +330,9 @@ impl Switchboard {
     }
 
     /// Replaces the config with one built in code, as a reload would.
-    pub fn replace(&self, config: ControlConfig) -> Result<Reload, ControlError> {
+    pub fn replace(&self, mut config: ControlConfig) -> Result<Reload, ControlError> {
         config.validate()?;
+        config.compiled_guard = config.guard.compile()?;
         let mut state = self.lock();
         capable(&state, &config)?;
         Ok(self.apply(&mut state, config))

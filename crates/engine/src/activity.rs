@@ -195,7 +195,7 @@ fn in_scope(scope: &[u64], caller: Option<u64>) -> bool {
 /// Subsidy their fixed price, Discount `original * value / 100` rounded to
 /// the fen half-up (the one rounding, in [`money::percent_of`]), AmountOff
 /// `original - value`; then clamped to [0.01, original].
-fn activity_price(kind: ActivityKind, value_fen: i128, original: i128) -> i128 {
+pub(crate) fn activity_price(kind: ActivityKind, value_fen: i128, original: i128) -> i128 {
     let raw = match kind {
         ActivityKind::FlashSale | ActivityKind::Subsidy => value_fen,
         // original <= MAX_AMOUNT and value < 100 (validated): cannot overflow.

@@ -31,6 +31,7 @@ pub mod cart;
 pub mod context;
 pub mod drops;
 pub mod error;
+pub mod guard;
 pub mod money;
 pub mod refund;
 pub mod trace;

@@ -11,6 +11,8 @@ use std::fmt;
 use pricing_record::{ActivityKind, ActivityStatus, InvalidRecord};
 use rust_decimal::Decimal;
 
+use crate::guard::GuardRule;
+
 /// One candidate activity and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceEntry {
@@ -33,26 +35,32 @@ pub enum Outcome {
     Lost { beaten_by: u64 },
     /// Filtered out before it could compete.
     Dropped(DropReason),
+    /// Taken out by the price guard in `block` mode: its price breaks the
+    /// rule named (see [`crate::guard`]).
+    Blocked(GuardRule),
 }
 
 impl Outcome {
-    /// `"won"`, `"lost"` or `"dropped"`.
+    /// `"won"`, `"lost"`, `"dropped"` or `"blocked"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Won => "won",
             Outcome::Lost { .. } => "lost",
             Outcome::Dropped(_) => "dropped",
+            Outcome::Blocked(_) => "blocked",
         }
     }
 }
 
-/// The wire form of the reason: `won`, `beaten_by:<id>` or the drop reason's label.
+/// The wire form of the reason: `won`, `beaten_by:<id>`, the drop reason's
+/// label or `guard_blocked:<rule>`.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Won => f.write_str("won"),
             Outcome::Lost { beaten_by } => write!(f, "beaten_by:{beaten_by}"),
             Outcome::Dropped(reason) => f.write_str(reason.as_str()),
+            Outcome::Blocked(rule) => write!(f, "guard_blocked:{}", rule.as_str()),
         }
     }
 }

@@ -3,10 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pricing_engine::{
-    CallerContext, CartLine, CartPricing, Drops, LineQuote, RemainderRule, best_price, best_price_counted, price_cart,
-    price_units_counted,
-};
+use pricing_engine::guard::{best_price_guarded, best_price_guarded_counted, price_units_guarded_counted};
+use pricing_engine::{CallerContext, CartLine, CartPricing, Drops, LineQuote, RemainderRule, price_cart};
 use pricing_proto::v1::detail_pricing_server::DetailPricing;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
 use pricing_proto::v1::{
@@ -237,6 +235,8 @@ impl DetailService {
         let records = route.records(&self.sources, &ids, freshness, deadline).await?;
         let by_id: HashMap<u64, _> = records.into_iter().map(|r| (r.record.goods_id, r)).collect();
         let now = self.clock.now_ms();
+        let control = self.board.snapshot();
+        let guard = control.guard_rules();
         let mut priced = Vec::with_capacity(lines.len());
         let mut trace = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -251,11 +251,12 @@ impl DetailService {
                     description: format!("goods {} is off the shelf", line.goods_id),
                 });
             }
-            let quote = price_units_counted(record, &caller, now, line.quantity, &mut drops)
+            let (quote, breaches) = price_units_guarded_counted(record, &caller, now, line.quantity, guard, &mut drops)
                 .map_err(|e| internal(&format!("goods {}", line.goods_id), e))?;
+            breaches.iter().for_each(|b| pricing_control::guard::count_breach("detail", b));
             crate::watch::order_line(path, record, &quote, caller.channel, tier);
             if ctx.explain
-                && let Ok(q) = best_price(record, &caller, now, true)
+                && let Ok((q, _)) = best_price_guarded(record, &caller, now, true, guard)
             {
                 trace.extend(q.trace.iter().map(convert::trace_entry));
             }
@@ -321,9 +322,14 @@ impl DetailPricing for DetailService {
         // The detail page lists every activity with why it does or does not
         // apply, so the trace is always built here; it is returned only when asked.
         let now = self.clock.now_ms();
+        let control = self.board.load_config();
         let mut drops = Drops::default();
-        let mut quote = best_price_counted(&found.record, &caller, now, true, &mut drops)
-            .map_err(|e| internal(&format!("goods {id}"), e))?;
+        let (mut quote, breach) =
+            best_price_guarded_counted(&found.record, &caller, now, true, control.guard_rules(), &mut drops)
+                .map_err(|e| internal(&format!("goods {id}"), e))?;
+        if let Some(breach) = breach {
+            pricing_control::guard::count_breach("detail", &breach);
+        }
         crate::watch::drops(PricePath::Detail, &drops);
         pricing_traffic::watch::record_answer(&Answer::of(PricePath::Detail, &quote, caller.channel, found.tier));
         self.shadow.check(&route.variant, &caller, now, id, quote.price);

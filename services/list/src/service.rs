@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use pricing_engine::{Drops, best_price_counted};
+use pricing_engine::Drops;
+use pricing_engine::guard::best_price_guarded_counted;
 use pricing_proto::v1::list_pricing_server::ListPricing;
 use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse};
 use pricing_proto::{ApiError, convert, validate};
@@ -40,7 +41,8 @@ impl ListPricing for ListService {
         &self,
         request: Request<BatchGetPricesRequest>,
     ) -> Result<Response<BatchGetPricesResponse>, Status> {
-        let deadline = pricing_traffic::call_deadline(&request, self.guards.board.load_config().limits.min_deadline);
+        let control = self.guards.board.snapshot();
+        let deadline = pricing_traffic::call_deadline(&request, control.limits.min_deadline);
         let request = request.into_inner();
         let ctx = validate::context("context", request.context.as_ref())?;
         let ids = validate::goods_ids("goods_ids", &request.goods_ids)?;
@@ -85,8 +87,13 @@ impl ListPricing for ListService {
                 reply.not_found.push(id);
                 continue;
             };
-            match best_price_counted(&hit.record, &caller, now, ctx.explain, &mut drops) {
-                Ok(quote) => {
+            // The price guard (`[guard]`): nothing is screened while it has no rules.
+            match best_price_guarded_counted(&hit.record, &caller, now, ctx.explain, control.guard_rules(), &mut drops)
+            {
+                Ok((quote, breach)) => {
+                    if let Some(breach) = breach {
+                        pricing_control::guard::count_breach("list", &breach);
+                    }
                     watch::record_answer(&watch::Answer::of(PricePath::List, &quote, caller.channel, hit.tier));
                     reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale));
                 }

@@ -12,7 +12,9 @@
 //! old soft-deleted rows once their tombstones are everywhere. [`reconcile`]
 //! compares the source with each cluster (seed 004 section 3.1) using the
 //! store crates' raw reads (`pricing_store::Inspect`), and repairs.
-//! [`progress`] reports a full sync. The cursors, queue and purge statements live in
+//! [`progress`] reports a full sync. [`rehearse`] holds the price guard's
+//! report over the source and the sale-day rehearsal (the whole catalogue
+//! priced at a future instant). The cursors, queue and purge statements live in
 //! `pricing_store_sql::projector`, next to the schema they touch.
 //!
 //! With `[control] file`, the servers' live control file steers the
@@ -33,6 +35,7 @@ pub mod error;
 pub mod progress;
 pub mod purge;
 pub mod reconcile;
+pub mod rehearse;
 pub mod sync;
 pub mod targets;
 pub mod writer;
@@ -49,6 +52,7 @@ pub use error::{ConfigError, ErrorKind, ProjectorError};
 pub use progress::Progress;
 pub use purge::PurgeReport;
 pub use reconcile::{Difference, ReconcileOptions, ReconcileReport, StoreDifferences};
+pub use rehearse::{PriceChange, Rehearsal};
 pub use sync::{DrainReport, SyncReport};
 pub use targets::Targets;
 pub use writer::{BatchOutcome, Landing, Scope, TargetCounts};

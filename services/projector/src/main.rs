@@ -75,6 +75,38 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// List every activity in the source that breaks a `[guard]` rule of the
+    /// control file (windows not over yet); exit code 1 when there is one.
+    /// Reads the source only.
+    GuardReport {
+        /// The control file holding `[guard]`; default: `[control] file` of the config.
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Judge at this unix time in milliseconds; default: now.
+        #[arg(long)]
+        at: Option<i64>,
+    },
+    /// Sale-day rehearsal: price the whole catalogue from the source at a
+    /// future instant, as the servers would (the guard applied), and print
+    /// the distribution by kind and depth band, every guard breach and the
+    /// goods whose price changes at that instant. Reads the source only.
+    Rehearse {
+        /// The instant, unix time in milliseconds (e.g. the sale's start).
+        #[arg(long)]
+        at: i64,
+        /// The control file holding `[guard]`; default: `[control] file` of the config.
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// The caller's channel: app, mini_program, h5, pc.
+        #[arg(long, default_value = "app")]
+        channel: String,
+        /// The caller's city (city-scoped activities apply only with it).
+        #[arg(long)]
+        city: Option<u64>,
+        /// The caller's store.
+        #[arg(long)]
+        store: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,6 +124,9 @@ fn run() -> anyhow::Result<ExitCode> {
     let config = ProjectorConfig::load(&args.config)?;
     pricing_telemetry::init_logs(&config.telemetry.log, args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Command::GuardReport { .. } | Command::Rehearse { .. } = &args.command {
+        return runtime.block_on(read_only(args.command, config));
+    }
     runtime.block_on(async move {
         if let Some(listen) = config.telemetry.metrics_listen {
             pricing_telemetry::prometheus();
@@ -132,6 +167,8 @@ fn run() -> anyhow::Result<ExitCode> {
                     r.goods_purged, r.goods_kept, r.goods_found, r.activities_purged, r.promotions_purged
                 );
             }
+            // Answered by read_only above.
+            Command::GuardReport { .. } | Command::Rehearse { .. } => {}
             Command::Reconcile { since, repair, only } => {
                 let scope = projector.scope(only)?;
                 let report = projector.reconcile(&ReconcileOptions { since_ms: since, repair, scope }).await?;
@@ -152,4 +189,57 @@ fn print_counts(targets: &std::collections::BTreeMap<String, pricing_projector::
     for (name, c) in targets {
         println!("{:<10} {:>9} {:>13} {:>8} {:>7}", name, c.written, c.skipped_older, c.removed, c.queued);
     }
+}
+
+/// The commands that read the source only (no store is connected).
+async fn read_only(command: Command, config: ProjectorConfig) -> anyhow::Result<ExitCode> {
+    let options = pricing_store_sql::SqlOptions {
+        name: "sql".into(),
+        max_connections: config.source.max_connections,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_millis(config.source.statement_timeout_ms),
+    };
+    let source = pricing_store_sql::SqlStore::connect_with(&config.source.database_url, options).await?;
+    let rules = |control: Option<PathBuf>| -> anyhow::Result<pricing_engine::guard::GuardRules> {
+        match control.or_else(|| config.control.file.clone()) {
+            Some(path) => Ok(pricing_control::Switchboard::load(&path)
+                .with_context(|| format!("control file {}", path.display()))?
+                .snapshot()
+                .guard_rules()
+                .clone()),
+            None => Ok(pricing_engine::guard::GuardRules::default()),
+        }
+    };
+    let page = config.sync.page_size;
+    let code = match command {
+        Command::GuardReport { control, at } => {
+            let rules = rules(control)?;
+            if rules.is_empty() {
+                eprintln!("pricing-projector: the control file has no [guard] rules");
+            }
+            let now = at.unwrap_or_else(|| pricing_record::Clock::system().now_ms());
+            let found =
+                pricing_projector::rehearse::guard_report(&source, &rules, now, page, &Progress::for_stderr()).await?;
+            let report = pricing_projector::Rehearsal { at_ms: now, breaches: found, ..Default::default() };
+            print!("{}", report.breaches_table());
+            if report.breaches.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Command::Rehearse { at, control, channel, city, store } => {
+            let rules = rules(control)?;
+            let channel = pricing_record::Channel::ALL
+                .into_iter()
+                .find(|c| c.as_str() == channel)
+                .with_context(|| format!("unknown channel {channel:?}: app, mini_program, h5, pc"))?;
+            let mut ctx = pricing_engine::CallerContext::anonymous(channel);
+            ctx.city_id = city;
+            ctx.store_id = store;
+            let report =
+                pricing_projector::rehearse::rehearse(&source, &ctx, &rules, at, page, &Progress::for_stderr()).await?;
+            print!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        _ => ExitCode::SUCCESS,
+    };
+    source.close().await;
+    Ok(code)
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 
 use futures::TryStreamExt;
+use pricing_engine::guard::Breach;
 use pricing_record::GoodsId;
 use pricing_store_sql::projector::{Cursor, RetryEntry};
 
@@ -33,6 +34,9 @@ pub struct SyncReport {
     /// batch (the watermark stays after the last batch written) and did not
     /// drain the retry queue.
     pub paused: bool,
+    /// Every guard breach (`[guard]` of the control file) of the records
+    /// written, each also counted and logged (`crate::rehearse::report_breach`).
+    pub guard_breaches: Vec<Breach>,
 }
 
 /// What one drain of the retry queue did.
@@ -95,11 +99,19 @@ impl Projector {
             .map_ok(|ids| async move {
                 let records = shared(self.source.load(&ids).await?);
                 let outcome = self.put(&records, scope).await?;
-                Ok::<_, ProjectorError>((ids.len() as u64, *ids.last().unwrap_or(&0), records.len() as u64, outcome))
+                let breaches = self.report_guard(&records);
+                Ok::<_, ProjectorError>((
+                    ids.len() as u64,
+                    *ids.last().unwrap_or(&0),
+                    records.len() as u64,
+                    outcome,
+                    breaches,
+                ))
             })
             .try_buffered(self.config.sync.concurrency);
         let mut written = std::pin::pin!(written);
-        while let Some((page_len, last, goods, outcome)) = written.try_next().await? {
+        while let Some((page_len, last, goods, outcome, breaches)) = written.try_next().await? {
+            report.guard_breaches.extend(breaches);
             self.source.save_cursor(&name, Cursor { position_ms: 0, after_id: last }, self.now_ms()).await?;
             report.pages += 1;
             report.goods += goods;
@@ -127,6 +139,7 @@ impl Projector {
         let mut mark = (stored.position_ms, stored.after_id);
         let mut report = SyncReport::default();
         let page_size = self.config.sync.page_size;
+        let mut lag_ms: Option<i64> = None;
         loop {
             if self.paused() {
                 report.paused = true;
@@ -135,8 +148,19 @@ impl Projector {
             let page = self.source.changed_since(at_ms, after, page_size).await?;
             let Some(&(last_id, last_ms)) = page.last() else { break };
             let ids: Vec<GoodsId> = page.iter().map(|(id, _)| *id).collect();
+            // The oldest change of this batch not written before (the
+            // overlap re-reads older ones): the projector's lag.
+            let oldest_new = page
+                .iter()
+                .filter(|(id, ms)| (*ms, *id) > (stored.position_ms, stored.after_id))
+                .map(|(_, ms)| *ms)
+                .min();
             let records = shared(self.source.load(&ids).await?);
             let outcome = self.put(&records, &Scope::All).await?;
+            if let Some(oldest) = oldest_new {
+                lag_ms = Some(self.now_ms().saturating_sub(oldest).max(0));
+            }
+            report.guard_breaches.extend(self.report_guard(&records));
             outcome.add_to(&mut report.targets);
             report.goods += records.len() as u64;
             report.pages += 1;
@@ -152,6 +176,10 @@ impl Projector {
             }
         }
         if !report.paused {
+            // Seconds from a change's commit to its write into the read
+            // stores, for the last batch's oldest new change; 0 once a pass
+            // finds nothing new (caught up).
+            metrics::gauge!("pricing_projector_lag_seconds").set(lag_ms.unwrap_or(0) as f64 / 1000.0);
             report.drain = self.drain_retries().await?;
         }
         tracing::info!(
@@ -197,6 +225,7 @@ impl Projector {
             let records = shared(self.source.load(chunk).await?);
             let found: HashSet<GoodsId> = records.iter().map(|r| r.goods_id).collect();
             let outcome = self.put(&records, scope).await?;
+            report.guard_breaches.extend(self.report_guard(&records));
             outcome.add_to(&mut report.targets);
             report.goods += records.len() as u64;
             report.pages += 1;
