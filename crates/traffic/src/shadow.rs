@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::collections::HashMap;
 
-use pricing_control::Switchboard;
-use pricing_engine::{CallerContext, best_price};
+use pricing_control::{ControlConfig, Switchboard};
+use pricing_engine::CallerContext;
+use pricing_engine::guard::best_price_guarded;
 use pricing_record::{GoodsId, UnixMillis};
 use pricing_store::RecordStore;
 use rust_decimal::Decimal;
@@ -189,18 +190,26 @@ pub struct PriceSample {
     pub now: UnixMillis,
     /// Every asked id with the price answered (`None`: not found).
     pub answered: Vec<(GoodsId, Option<Decimal>)>,
+    /// The control config the call was answered under: its price guard
+    /// (`[guard]`) applies to the re-pricing too, so a price the guard
+    /// blocked is not a mismatch.
+    pub control: Arc<ControlConfig>,
 }
 
 /// The real verifier: re-reads the sample's ids from `truth` (the SQL
 /// source) and prices each with the engine for the same caller at the same
-/// instant; every id whose answered price differs is a [`Mismatch`].
+/// instant, under the same price guard; every id whose answered price
+/// differs is a [`Mismatch`].
 pub async fn reprice(truth: &dyn RecordStore, sample: PriceSample) -> Result<Verdict, VerifyError> {
     let ids: Vec<GoodsId> = sample.answered.iter().map(|(id, _)| *id).collect();
     let records = truth.fetch(&ids).await?;
     let expected: HashMap<GoodsId, Option<Decimal>> = records
         .iter()
         .filter(|r| !r.is_tombstone())
-        .map(|r| (r.goods_id, best_price(r, &sample.ctx, sample.now, false).ok().map(|q| q.price)))
+        .map(|r| {
+            let quote = best_price_guarded(r, &sample.ctx, sample.now, false, sample.control.guard_rules());
+            (r.goods_id, quote.ok().map(|(q, _)| q.price))
+        })
         .collect();
     let mismatches = sample
         .answered
@@ -313,7 +322,10 @@ mod tests {
             pricing_store::memory::MemoryStore::with_records("truth", [record(1, vec![]), record(2, vec![sale])]);
         let ctx = CallerContext::anonymous(Channel::App);
         let answered = vec![(1, Some(dec!(100.00))), (2, Some(dec!(100.00))), (3, None), (4, Some(dec!(1)))];
-        let verdict = reprice(&truth, PriceSample { ctx: ctx.clone(), now, answered: answered.clone() }).await.unwrap();
+        let verdict =
+            reprice(&truth, PriceSample { ctx: ctx.clone(), now, answered: answered.clone(), control: Arc::default() })
+                .await
+                .unwrap();
         assert_eq!(verdict.checked, 4);
         assert_eq!(
             verdict.mismatches,
@@ -323,7 +335,8 @@ mod tests {
             ]
         );
         // A millisecond before the sale, the same answers for 1 and 2 are right.
-        let verdict = reprice(&truth, PriceSample { ctx, now: now - 1, answered }).await.unwrap();
+        let verdict =
+            reprice(&truth, PriceSample { ctx, now: now - 1, answered, control: Arc::default() }).await.unwrap();
         assert_eq!(verdict.mismatches.iter().map(|m| m.goods_id).collect::<Vec<_>>(), [4]);
     }
 

@@ -332,7 +332,7 @@ impl DetailPricing for DetailService {
         }
         crate::watch::drops(PricePath::Detail, &drops);
         pricing_traffic::watch::record_answer(&Answer::of(PricePath::Detail, &quote, caller.channel, found.tier));
-        self.shadow.check(&route.variant, &caller, now, id, quote.price);
+        self.shadow.check(&route.variant, &control, (&caller, now), (id, quote.price));
         let activities = convert::activity_offers(&found.record, &quote.trace);
         if !ctx.explain {
             quote.trace.clear();

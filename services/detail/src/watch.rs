@@ -12,7 +12,7 @@
 use std::str::FromStr as _;
 use std::sync::Arc;
 
-use pricing_control::Switchboard;
+use pricing_control::{ControlConfig, Switchboard};
 use pricing_engine::{CallerContext, Drops, LineQuote};
 use pricing_proto::v1;
 use pricing_record::{ActivityKind, Channel, GoodsId, GoodsRecord, UnixMillis};
@@ -42,9 +42,22 @@ impl Shadow {
 
     /// Offers the answer `price` for `goods_id` to the verifier when this
     /// call of `variant` is sampled; never waits.
-    pub fn check(&self, variant: &Arc<str>, ctx: &CallerContext, now: UnixMillis, goods_id: GoodsId, price: Decimal) {
+    /// `control` is the config the answer was priced under (its guard).
+    pub fn check(
+        &self,
+        variant: &Arc<str>,
+        control: &Arc<ControlConfig>,
+        call: (&CallerContext, UnixMillis),
+        answer: (GoodsId, Decimal),
+    ) {
         if self.sampler.sample(variant) {
-            let sample = PriceSample { ctx: ctx.clone(), now, answered: vec![(goods_id, Some(price))] };
+            let (ctx, now) = call;
+            let sample = PriceSample {
+                ctx: ctx.clone(),
+                now,
+                answered: vec![(answer.0, Some(answer.1))],
+                control: Arc::clone(control),
+            };
             self.queue.offer(Arc::clone(variant), sample);
         }
     }

@@ -122,7 +122,10 @@ impl ListPricing for ListService {
                 .map(|p| (p.goods_id, p.activity_price.parse().ok()))
                 .chain(reply.not_found.iter().map(|&id| (id, None)))
                 .collect();
-            shadow.offer(Arc::clone(&variant), ShadowSample { ctx: caller, now, answered });
+            shadow.offer(
+                Arc::clone(&variant),
+                ShadowSample { ctx: caller, now, answered, control: Arc::clone(&control) },
+            );
         }
         let mut response = Response::new(reply);
         if let Ok(value) = variant.parse() {
