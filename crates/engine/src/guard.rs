@@ -41,7 +41,7 @@ pub const KINDS: [ActivityKind; 4] =
 
 /// The snake_case name of a kind, as the control file's `[guard.rules.<kind>]`
 /// and the `kind` metric label spell it.
-pub fn kind_label(kind: ActivityKind) -> &'static str {
+pub const fn kind_label(kind: ActivityKind) -> &'static str {
     match kind {
         ActivityKind::FlashSale => "flash_sale",
         ActivityKind::Discount => "discount",

@@ -27,6 +27,7 @@
 
 pub mod activity;
 pub mod allocate;
+pub mod band;
 pub mod cart;
 pub mod context;
 pub mod drops;

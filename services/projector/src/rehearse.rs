@@ -14,37 +14,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use pricing_engine::band::Band;
 use pricing_engine::guard::{Breach, GuardRules, best_price_guarded, breaches, kind_label};
 use pricing_engine::{CallerContext, Quote};
-use pricing_record::{Fen, GoodsId, GoodsRecord, UnixMillis};
+use pricing_record::{GoodsId, GoodsRecord, UnixMillis};
 use pricing_store_sql::SqlStore;
 use rust_decimal::Decimal;
 
 use crate::error::ProjectorError;
 use crate::progress::Progress;
 
-/// Discount-depth bands (percent off the original), as the metrics name them.
-pub const BANDS: [&str; 7] = ["none", "lt10", "10_30", "30_50", "50_70", "70_90", "ge90"];
-
-/// The band of a price: how much of the original it takes off.
+/// The band label of a price on its original (`pricing_engine::band`, the
+/// one definition the metrics use too).
 pub fn band(original: Decimal, price: Decimal) -> &'static str {
-    let (Ok(original), Ok(price)) = (Fen::from_amount(original), Fen::from_amount(price)) else {
-        return "none";
-    };
-    let (original, price) = (original.get(), price.get());
-    if original <= 0 || price >= original {
-        return "none";
-    }
-    // Basis points off, rounded down: 9.99% off is lt10.
-    let off = (original - price).saturating_mul(10_000) / original;
-    match off {
-        0..1_000 => "lt10",
-        1_000..3_000 => "10_30",
-        3_000..5_000 => "30_50",
-        5_000..7_000 => "50_70",
-        7_000..9_000 => "70_90",
-        _ => "ge90",
-    }
+    Band::between(original, price).as_str()
 }
 
 /// The kind label of a quote's winner, or `none`.
@@ -259,7 +242,7 @@ impl Rehearsal {
             if self.unpriceable.is_empty() { String::new() } else { format!(" ({:?})", self.unpriceable) }
         );
         let _ = write!(out, "\n{:<11}", "kind");
-        for band in BANDS {
+        for band in Band::ALL.map(Band::as_str) {
             let _ = write!(out, " {band:>7}");
         }
         let _ = writeln!(out, " {:>7}", "total");
@@ -268,7 +251,7 @@ impl Rehearsal {
         for kind in kinds {
             let _ = write!(out, "{kind:<11}");
             let mut total = 0;
-            for band in BANDS {
+            for band in Band::ALL.map(Band::as_str) {
                 let n = self.by_kind_band.get(&(kind, band)).copied().unwrap_or(0);
                 total += n;
                 let _ = write!(out, " {n:>7}");
@@ -276,7 +259,7 @@ impl Rehearsal {
             let _ = writeln!(out, " {total:>7}");
         }
         let _ = write!(out, "{:<11}", "all");
-        for band in BANDS {
+        for band in Band::ALL.map(Band::as_str) {
             let _ = write!(out, " {:>7}", self.band_total(band));
         }
         let _ = writeln!(out, " {:>7}", self.priced);
@@ -299,23 +282,5 @@ impl Rehearsal {
             );
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rust_decimal_macros::dec;
-
-    use super::band;
-
-    #[test]
-    fn bands_by_share_off() {
-        assert_eq!(band(dec!(100), dec!(100)), "none");
-        assert_eq!(band(dec!(100), dec!(90.01)), "lt10");
-        assert_eq!(band(dec!(100), dec!(90)), "10_30");
-        assert_eq!(band(dec!(100), dec!(50.01)), "30_50");
-        assert_eq!(band(dec!(100), dec!(50)), "50_70");
-        assert_eq!(band(dec!(100), dec!(10.01)), "70_90");
-        assert_eq!(band(dec!(599), dec!(5.99)), "ge90");
     }
 }
