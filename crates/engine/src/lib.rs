@@ -30,6 +30,7 @@ pub mod context;
 pub mod error;
 pub mod money;
 pub mod refund;
+pub mod reuse;
 pub mod trace;
 
 pub use activity::{LineQuote, Quote, Segment, Winner, best_price, price_units};

@@ -9,6 +9,7 @@ use pricing_proto::{ApiError, convert, validate};
 use tonic::{Request, Response, Status};
 
 use crate::guards::{Guards, ShadowSample};
+use crate::memo::PriceMemo;
 use crate::reader::PriceReader;
 use pricing_record::{Clock, GoodsId};
 use pricing_traffic::{HotKey, Key, VARIANT_HEADER};
@@ -19,11 +20,22 @@ pub struct ListService {
     /// "Now" for every price. Records are cached, prices are not: each call
     /// evaluates its records at this clock's now.
     clock: Clock,
+    /// Prices already computed, in front of the reader (see [`crate::memo`]).
+    memo: Arc<PriceMemo>,
 }
 
 impl ListService {
     pub fn new(reader: Arc<dyn PriceReader>, guards: Guards) -> ListService {
-        ListService { reader, guards, clock: Clock::system() }
+        let memo = Arc::new(PriceMemo::default());
+        let forget = Arc::clone(&memo);
+        reader.on_invalidate(Arc::new(move |ids: &[GoodsId]| forget.invalidate(ids)));
+        ListService { reader, guards, clock: Clock::system(), memo }
+    }
+
+    /// The price memo in front of the reader: `invalidate(ids)` drops goods
+    /// from it (the reader's own invalidation already does).
+    pub fn memo(&self) -> &Arc<PriceMemo> {
+        &self.memo
     }
 
     /// The same service reading "now" from `clock` (tests drive time).
@@ -52,14 +64,19 @@ impl ListPricing for ListService {
             .map_err(ApiError::from)?;
         let (ids, limited) = leave_out(ids, &hot);
         let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
-        let hits = self.reader.read(&ids, deadline).await.inspect_err(|e| {
+        let caller = convert::caller(&ctx);
+        let now = self.clock.now_ms();
+        let mut recalled = self.memo.recall(&ids, &caller, now, tokio::time::Instant::now(), ctx.explain);
+        let hits = match recalled.missing.is_empty() {
+            true => Ok(Vec::new()),
+            false => self.reader.read(&recalled.missing, deadline).await,
+        };
+        let hits = hits.inspect_err(|e| {
             pricing_store::throttled!(
                 |suppressed| tracing::warn!(error = %e, batch = ids.len(), suppressed, "list read failed")
             );
         });
         let hits = hits.map_err(ApiError::from)?;
-        let caller = convert::caller(&ctx);
-        let now = self.clock.now_ms();
         let mut reply = BatchGetPricesResponse {
             prices: Vec::with_capacity(ids.len()),
             not_found: Vec::new(),
@@ -73,13 +90,24 @@ impl ListPricing for ListService {
             limited,
         };
         // An id the reader left unanswered is not found, never dropped.
-        for (id, hit) in ids.into_iter().zip(hits.into_iter().chain(std::iter::repeat_with(|| None))) {
-            let Some(hit) = hit.filter(|h| h.record.goods_id == id && !h.record.is_tombstone()) else {
+        let mut hits = hits.into_iter().chain(std::iter::repeat_with(|| None));
+        for (id, remembered) in ids.into_iter().zip(std::mem::take(&mut recalled.prices)) {
+            if let Some(price) = remembered {
+                reply.prices.push(price);
+                continue;
+            }
+            let Some(hit) = hits.next().flatten().filter(|h| h.record.goods_id == id && !h.record.is_tombstone()) else {
                 reply.not_found.push(id);
                 continue;
             };
             match best_price(&hit.record, &caller, now, ctx.explain) {
-                Ok(quote) => reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale)),
+                Ok(quote) => {
+                    let price = convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale);
+                    if !ctx.explain {
+                        self.memo.remember(&recalled, &hit, &caller, now, &price);
+                    }
+                    reply.prices.push(price);
+                }
                 Err(error) => {
                     // A record the engine cannot price (bad base price) is never
                     // answered with a made-up price: it is not found, and counted.
