@@ -223,14 +223,18 @@ impl TieredReader {
     }
 
     /// Drops cached answers, e.g. after an operator repaired records.
+    /// The hooks of [`TieredReader::on_invalidate`] run after the cache
+    /// dropped the ids: a layer in front that read the old copy just before
+    /// is still told.
     pub async fn invalidate(&self, ids: &[GoodsId]) {
+        if let Some(cache) = &self.inner.cache {
+            for &id in ids {
+                cache.invalidate(id).await;
+            }
+        }
         let hooks = self.inner.on_invalidate.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for hook in hooks {
             hook(ids);
-        }
-        let Some(cache) = &self.inner.cache else { return };
-        for &id in ids {
-            cache.invalidate(id).await;
         }
     }
 
