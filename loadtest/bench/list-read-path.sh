@@ -110,9 +110,10 @@ say "# list read path benchmark, $(date -u +%FT%TZ), $(nproc) cores"
 say "load before: $(uptime)"
 
 cargo build --release -p pricing-list
-cargo build --release --manifest-path "$shared/tools/grpc-ceiling/Cargo.toml" --target-dir "$target/ceiling"
+# Into the same target folder: the dependencies both share are built once.
+cargo build --release --manifest-path "$shared/tools/grpc-ceiling/Cargo.toml" --target-dir "$target"
 list_bin=$target/release/pricing-list
-ceiling_bin=$target/ceiling/release/grpc-ceiling
+ceiling_bin=$target/release/grpc-ceiling
 python3 "$here/grpc_body.py" "$first_id" "$batch" >"$out/request.bin"
 say "request: $batch ids from $first_id, $(stat -c %s "$out/request.bin") bytes framed"
 

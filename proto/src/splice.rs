@@ -22,8 +22,8 @@ use prost::encoding::{WireType, encode_key, encode_varint, uint32, uint64};
 use crate::v1::{BatchGetPricesResponse, GoodsPrice};
 
 const SHARDS: usize = 16;
-/// Goods per shard: 16 x 16,384 = 262,144 goods.
-pub const SHARD_CAPACITY: usize = 16_384;
+/// Goods per shard: 16 x 4,096 = 65,536 goods (about 350 bytes each).
+pub const SHARD_CAPACITY: usize = 4_096;
 
 struct Encoded {
     price: GoodsPrice,

@@ -44,8 +44,9 @@ use crate::reader::Hit;
 
 const SHARDS: usize = 16;
 const PRICES_PER_SLOT: usize = 8;
-/// Default slots per shard: 16 x 16,384 = 262,144 goods.
-pub const DEFAULT_SHARD_CAPACITY: usize = 16_384;
+/// Default slots per shard: 16 x 8,192 = 131,072 goods (a few hundred bytes
+/// each besides the record, which the chain's cache shares).
+pub const DEFAULT_SHARD_CAPACITY: usize = 8_192;
 
 pub struct PriceMemo {
     shards: Box<[Mutex<HashMap<GoodsId, Slot>>]>,
