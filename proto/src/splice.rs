@@ -25,16 +25,41 @@ const SHARDS: usize = 16;
 /// Goods per shard: 16 x 4,096 = 65,536 goods (about 350 bytes each).
 pub const SHARD_CAPACITY: usize = 4_096;
 
+/// A goods id's hash in its shard's table: a multiply and a fold instead of
+/// SipHash (a multiplier other than the shard's, so that the bits that pick
+/// the shard still vary inside it). Only ids of records found in a store get
+/// slots, so callers cannot fill a table with colliding ids.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 struct Encoded {
     price: GoodsPrice,
     bytes: Box<[u8]>,
 }
 
-type Shard = Mutex<HashMap<u64, Encoded>>;
+type Shard = Mutex<IdMap<Encoded>>;
 
 fn shards() -> &'static [Shard] {
     static SHARDS_: OnceLock<Box<[Shard]>> = OnceLock::new();
-    SHARDS_.get_or_init(|| (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect())
+    SHARDS_.get_or_init(|| (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect())
 }
 
 fn shard(goods_id: u64) -> &'static Shard {

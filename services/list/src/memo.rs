@@ -48,8 +48,33 @@ const PRICES_PER_SLOT: usize = 8;
 /// each besides the record, which the chain's cache shares).
 pub const DEFAULT_SHARD_CAPACITY: usize = 8_192;
 
+/// A goods id's hash in its shard's table: a multiply and a fold instead of
+/// SipHash (a multiplier other than the shard's, so that the bits that pick
+/// the shard still vary inside it). Only ids of records found in a store get
+/// slots, so callers cannot fill a table with colliding ids.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 pub struct PriceMemo {
-    shards: Box<[Mutex<HashMap<GoodsId, Slot>>]>,
+    shards: Box<[Mutex<IdMap<Slot>>]>,
     /// Moves on every invalidation; an answer read under an older epoch is
     /// not remembered.
     epoch: AtomicU64,
@@ -88,13 +113,13 @@ impl Default for PriceMemo {
 impl PriceMemo {
     pub fn new(shard_capacity: usize) -> PriceMemo {
         PriceMemo {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect(),
             epoch: AtomicU64::new(0),
             shard_capacity: shard_capacity.max(1),
         }
     }
 
-    fn shard(&self, id: GoodsId) -> std::sync::MutexGuard<'_, HashMap<GoodsId, Slot>> {
+    fn shard(&self, id: GoodsId) -> std::sync::MutexGuard<'_, IdMap<Slot>> {
         // Fibonacci hashing: the top bits of id x 2^64/phi.
         let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS;
         self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
