@@ -139,7 +139,7 @@ wait_port "$list_port"
 grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
 grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
 reply_bytes=$(($(stat -c %s "$out/list-reply.bin") - 5))
-say "list reply: $reply_bytes bytes of protobuf; memory hits after warm-up: $(metric pricing_chain_hits_total 'tier="memory"')"
+say "list reply: $reply_bytes bytes of protobuf; after warm-up, goods from the cache: $(metric pricing_chain_hits_total 'tier="memory"'), from the price memo: $(metric pricing_list_memo_hits_total)"
 
 # The ceiling's reply is `bytes payload = 1`: tag, length varint, payload.
 payload=$(python3 -c "
