@@ -17,8 +17,9 @@ use pricing_traffic::{HotKey, Key, VARIANT_HEADER};
 pub struct ListService {
     reader: Arc<dyn PriceReader>,
     guards: Guards,
-    /// "Now" for every price. Records are cached, prices are not: each call
-    /// evaluates its records at this clock's now.
+    /// "Now" for every price: each call prices its records at this clock's
+    /// now (a remembered price only within the span of instants in which no
+    /// activity of its record starts or ends, see [`crate::memo`]).
     clock: Clock,
     /// Prices already computed, in front of the reader (see [`crate::memo`]).
     memo: Arc<PriceMemo>,
