@@ -9,8 +9,9 @@
 //!
 //! The bytes written are prost's: `encode_batch_reply` and
 //! `prost::Message::encode` give the same bytes for every reply (tested).
-//! Bounded: 16 shards of at most [`SHARD_CAPACITY`] goods; a full shard is
-//! emptied.
+//! Bounded: 16 shards of at most [`SHARD_CAPACITY`] goods, 4 encodings a
+//! goods (callers in other channels, cities or stores may see other prices);
+//! a full shard is emptied.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -22,7 +23,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, uint32, uint64};
 use crate::v1::{BatchGetPricesResponse, GoodsPrice};
 
 const SHARDS: usize = 16;
-/// Goods per shard: 16 x 4,096 = 65,536 goods (about 350 bytes each).
+/// Goods per shard: 16 x 4,096 = 65,536 goods (about 350 bytes an encoding).
 pub const SHARD_CAPACITY: usize = 4_096;
 
 /// A goods id's hash in its shard's table: a multiply and a fold instead of
@@ -55,7 +56,11 @@ struct Encoded {
     bytes: Box<[u8]>,
 }
 
-type Shard = Mutex<IdMap<Encoded>>;
+type Shard = Mutex<IdMap<Vec<Encoded>>>;
+
+/// Encodings kept per goods: callers in other channels, cities or stores
+/// may see other prices of the same goods; the oldest goes.
+const PER_GOODS: usize = 4;
 
 fn shards() -> &'static [Shard] {
     static SHARDS_: OnceLock<Box<[Shard]>> = OnceLock::new();
@@ -76,7 +81,7 @@ fn put_price(price: &GoodsPrice, buf: &mut impl BufMut) {
         return;
     }
     let mut shard = shard(price.goods_id).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(encoded) = shard.get(&price.goods_id).filter(|e| e.price == *price) {
+    if let Some(encoded) = shard.get(&price.goods_id).and_then(|kept| kept.iter().find(|e| e.price == *price)) {
         put_bytes(&encoded.bytes, buf);
         return;
     }
@@ -85,7 +90,11 @@ fn put_price(price: &GoodsPrice, buf: &mut impl BufMut) {
     if shard.len() >= SHARD_CAPACITY && !shard.contains_key(&price.goods_id) {
         shard.clear();
     }
-    shard.insert(price.goods_id, Encoded { price: price.clone(), bytes });
+    let kept = shard.entry(price.goods_id).or_default();
+    if kept.len() >= PER_GOODS {
+        kept.remove(0);
+    }
+    kept.push(Encoded { price: price.clone(), bytes });
 }
 
 fn put_bytes(bytes: &[u8], buf: &mut impl BufMut) {
