@@ -38,3 +38,27 @@ EOT
 
 # The list server's batch method.
 LIST_PATH=/pricing.v1.ListPricing/BatchGetPrices
+
+# Instructions per call of a gRPC server under valgrind's callgrind: a count
+# that does not move with the machine's load. Starts CMD... under callgrind,
+# waits for PORT, sends 500 warm-up calls of BODY to PATH (h2load -c 4 -m 4),
+# zeroes the counters, sends CALLS calls, dumps the counters, stops the
+# server and prints "TOTAL PER_CALL". The dump is left at OUT.1.
+callgrind_per_call() { # out port path body calls cmd...
+    local out=$1 port=$2 path=$3 body=$4 calls=$5
+    shift 5
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$out.log" 2>&1 &
+    local pid=$!
+    wait_port "$port" "$pid"
+    local h2=(h2load -c 4 -m 4 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
+    "${h2[@]}" -n 500 "http://127.0.0.1:$port$path" >"$out.warmup.txt"
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    "${h2[@]}" -n "$calls" "http://127.0.0.1:$port$path" >"$out.h2load.txt"
+    grep -q "$calls succeeded" "$out.h2load.txt" || { echo "bench: not every call succeeded under callgrind" >&2; cat "$out.h2load.txt" >&2; }
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    kill "$pid"
+    wait "$pid" || true
+    local total
+    total=$(awk '/^summary:/ {print $2}' "$out.1")
+    echo "$total $((total / calls))"
+}

@@ -10,6 +10,10 @@
 #      with a payload of exactly the list server's reply size. Both at peak (-c16 -m16 -t1),
 #      twice, alternating; then the list server paced at half its own peak
 #      (--rps) with a per-request log for p50/p99.
+#   1b. instructions: both servers again, each alone under valgrind's
+#      callgrind (common.sh: callgrind_per_call), INSTR_CALLS calls (default
+#      5000) after 500 warm-up: instructions per call, a figure that does not
+#      move with the machine's load (INSTR_CALLS=0 skips it).
 #   2. redis: two redis-server processes filled through the list server's
 #      write-back (tiers ["redis", "sql"]), then a server with tiers
 #      ["redis"] and the shortest cache ttl the config allows (1 ms): peak
@@ -21,6 +25,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh" # callgrind_per_call; wait_port and stop_pid are redefined below
+target=${CARGO_TARGET_DIR:-$root/target}
+instr_calls=${INSTR_CALLS:-5000}
 # The shared tools sit beside the repository: ../shared from its root.
 shared=$(cd "$root/.." && pwd)/shared
 out=${OUT:-$root/target/bench-list-read-path}
@@ -102,9 +110,10 @@ say "# list read path benchmark, $(date -u +%FT%TZ), $(nproc) cores"
 say "load before: $(uptime)"
 
 cargo build --release -p pricing-list
-cargo build --release --manifest-path "$shared/tools/grpc-ceiling/Cargo.toml" --target-dir "$root/target/ceiling"
-list_bin=$root/target/release/pricing-list
-ceiling_bin=$root/target/ceiling/release/grpc-ceiling
+# Into the same target folder: the dependencies both share are built once.
+cargo build --release --manifest-path "$shared/tools/grpc-ceiling/Cargo.toml" --target-dir "$target"
+list_bin=$target/release/pricing-list
+ceiling_bin=$target/release/grpc-ceiling
 python3 "$here/grpc_body.py" "$first_id" "$batch" >"$out/request.bin"
 say "request: $batch ids from $first_id, $(stat -c %s "$out/request.bin") bytes framed"
 
@@ -130,7 +139,7 @@ wait_port "$list_port"
 grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
 grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
 reply_bytes=$(($(stat -c %s "$out/list-reply.bin") - 5))
-say "list reply: $reply_bytes bytes of protobuf; memory hits after warm-up: $(metric pricing_chain_hits_total 'tier="memory"')"
+say "list reply: $reply_bytes bytes of protobuf; after warm-up, goods from the cache: $(metric pricing_chain_hits_total 'tier="memory"'), from the price memo: $(metric pricing_list_memo_hits_total)"
 
 # The ceiling's reply is `bytes payload = 1`: tag, length varint, payload.
 payload=$(python3 -c "
@@ -177,7 +186,17 @@ read -r p50 p99 p999 < <(percentiles "$out/list-memory-paced.log")
 paced_rate=$(awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/list-memory-paced.txt")
 say "paced: h2load -D $duration --warm-up-time 2 -c $paced_clients -m 1 -t 1 --rps $per_client --log-file paced.log ... (target $half req/s, got $paced_rate)"
 say "list (memory) at half peak: p50 ${p50} ms, p99 ${p99} ms, p99.9 ${p999} ms"
+say "list memo hits (goods answered from the price memo): $(metric pricing_list_memo_hits_total)"
 stop_pid "$list_pid"
+
+# ---- phase 1b: instructions per call under callgrind ----------------------------
+if [[ $instr_calls -gt 0 ]]; then
+    read -r list_total list_per_call < <(callgrind_per_call "$out/list.callgrind" "$list_port" "$list_path" \
+        "$out/request.bin" "$instr_calls" "$list_bin" --config "$out/list-memory.toml")
+    read -r ceiling_total ceiling_per_call < <(callgrind_per_call "$out/ceiling.callgrind" "$ceiling_port" "$ceiling_path" \
+        "$out/request.bin" "$instr_calls" "$ceiling_bin" "127.0.0.1:$ceiling_port" "$payload" 2)
+    say "instructions per call (callgrind, $instr_calls calls after 500, h2load -c 4 -m 4): list $list_per_call ($list_total), ceiling $ceiling_per_call ($ceiling_total), list / ceiling $(python3 -c "print(f'{$list_per_call / $ceiling_per_call:.2f}')")"
+fi
 
 # ---- phase 2: every id in Redis, cache effectively off -------------------------
 for port in "$redis_a" "$redis_b"; do

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod convert;
 pub mod error;
 pub mod money;
+pub mod splice;
 pub mod validate;
 
 /// Code generated from pricing/v1/pricing.proto.

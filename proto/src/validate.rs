@@ -74,13 +74,17 @@ pub fn goods_ids(field: &str, ids: &[u64]) -> Result<Vec<u64>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::invalid(field, "must hold at least one id"));
     }
-    let mut seen = HashSet::with_capacity(ids.len());
+    // A list page's batch is short: looking back over it costs less than
+    // hashing every id.
+    let short = ids.len() <= 64;
+    let mut seen = HashSet::with_capacity(if short { 0 } else { ids.len() });
     let mut unique = Vec::with_capacity(ids.len().min(MAX_BATCH_IDS));
     for (i, &id) in ids.iter().enumerate() {
         if id == 0 {
             return Err(ApiError::invalid(format!("{field}[{i}]"), "must not be 0"));
         }
-        if seen.insert(id) {
+        let new = if short { !unique.contains(&id) } else { seen.insert(id) };
+        if new {
             unique.push(id);
         }
     }

@@ -310,4 +310,8 @@ impl PriceReader for CountingReader {
         self.entered.fetch_add(1, Ordering::SeqCst);
         self.inner.read(ids, deadline).await
     }
+
+    fn on_invalidate(&self, hook: pricing_store::InvalidationHook) {
+        self.inner.on_invalidate(hook);
+    }
 }

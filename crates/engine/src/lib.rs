@@ -35,6 +35,7 @@ pub mod error;
 pub mod guard;
 pub mod money;
 pub mod refund;
+pub mod reuse;
 pub mod trace;
 
 pub use activity::{

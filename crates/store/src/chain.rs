@@ -96,7 +96,16 @@ pub struct Lookup {
     pub source: Source,
     /// Served from memory past its ttl because every tier failed.
     pub stale: bool,
+    /// Until when the memory cache holds this answer fresh (a lower bound
+    /// for an answer a tier gave in this call); `None` when it is stale or
+    /// the chain has no cache. A layer in front of the chain may answer the
+    /// id itself until then, as the cache would.
+    pub fresh_until: Option<Instant>,
 }
+
+/// Called with the ids of every [`TieredReader::invalidate`], so that a layer
+/// in front of the chain (the list server's price memo) drops them too.
+pub type InvalidationHook = Arc<dyn Fn(&[GoodsId]) + Send + Sync>;
 
 /// The chain cannot be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +148,7 @@ struct Inner {
     inflight: Mutex<HashMap<GoodsId, Batch>>,
     write_backs_pending: AtomicUsize,
     write_backs_idle: Notify,
+    on_invalidate: Mutex<Vec<InvalidationHook>>,
 }
 
 impl TieredReader {
@@ -168,6 +178,7 @@ impl TieredReader {
                 inflight: Mutex::new(HashMap::new()),
                 write_backs_pending: AtomicUsize::new(0),
                 write_backs_idle: Notify::new(),
+                on_invalidate: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -212,11 +223,24 @@ impl TieredReader {
     }
 
     /// Drops cached answers, e.g. after an operator repaired records.
+    /// The hooks of [`TieredReader::on_invalidate`] run after the cache
+    /// dropped the ids: a layer in front that read the old copy just before
+    /// is still told.
     pub async fn invalidate(&self, ids: &[GoodsId]) {
-        let Some(cache) = &self.inner.cache else { return };
-        for &id in ids {
-            cache.invalidate(id).await;
+        if let Some(cache) = &self.inner.cache {
+            for &id in ids {
+                cache.invalidate(id).await;
+            }
         }
+        let hooks = self.inner.on_invalidate.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for hook in hooks {
+            hook(ids);
+        }
+    }
+
+    /// Calls `hook` with the ids of every later [`TieredReader::invalidate`].
+    pub fn on_invalidate(&self, hook: InvalidationHook) {
+        self.inner.on_invalidate.lock().unwrap_or_else(|p| p.into_inner()).push(hook);
     }
 
     /// Resolves once no write-back is running (shutdown, tests).
@@ -270,7 +294,7 @@ impl TieredReader {
             };
             match cached {
                 Some(entry) if entry.is_fresh(now) => {
-                    answers[i] = Some(lookup(id, entry.record, Source::Memory, false));
+                    answers[i] = Some(lookup(id, entry.record, Source::Memory, false, Some(entry.fresh_until)));
                 }
                 Some(entry) => {
                     stale.insert(id, entry);
@@ -313,6 +337,9 @@ impl TieredReader {
             }
         }
 
+        // A tier's answer was cached after this call missed memory: fresh at
+        // least until `now + ttl`.
+        let cached_until = inner.cache.as_ref().map(|c| now + c.settings().load().ttl);
         let mut done: Vec<(Batch, Arc<BatchResult>)> = Vec::new();
         for (i, batch) in waits {
             let result = match done.iter().find(|(b, _)| b.ptr_eq(&batch)) {
@@ -325,14 +352,14 @@ impl TieredReader {
             };
             let id = ids[i];
             answers[i] = Some(match result.get(id) {
-                Ok((record, tier)) => lookup(id, record.clone(), Source::Tier(*tier), false),
+                Ok((record, tier)) => lookup(id, record.clone(), Source::Tier(*tier), false, cached_until),
                 Err(error) => match stale.remove(&id).filter(|e| e.is_usable_stale(Instant::now())) {
                     Some(entry) => {
                         metrics::counter!("pricing_chain_stale_served_total").increment(1);
                         crate::throttled!(
                             |suppressed| tracing::warn!(goods_id = id, tier = %entry.tier, %error, suppressed, "serving a stale record")
                         );
-                        lookup(id, entry.record, Source::Memory, true)
+                        lookup(id, entry.record, Source::Memory, true, None)
                     }
                     None => return Err(error),
                 },
@@ -378,8 +405,14 @@ fn distinct(ids: &[GoodsId]) -> Vec<GoodsId> {
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
-fn lookup(goods_id: GoodsId, record: Option<SharedRecord>, source: Source, stale: bool) -> Lookup {
-    Lookup { goods_id, record, source, stale }
+fn lookup(
+    goods_id: GoodsId,
+    record: Option<SharedRecord>,
+    source: Source,
+    stale: bool,
+    fresh_until: Option<Instant>,
+) -> Lookup {
+    Lookup { goods_id, record, source, stale, fresh_until }
 }
 
 /// Takes the batch's ids out of the in-flight map however its task ends.

@@ -47,7 +47,7 @@ pub mod settings;
 
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
-pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
+pub use chain::{ChainError, InvalidationHook, Lookup, Source, Tier, TieredReader};
 pub use deadline::Deadline;
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
 pub use guard::{Admission, GuardError, Guarded, Limits, Meter, StoreGuard};

@@ -156,28 +156,35 @@ impl Answer {
 /// set it.
 pub fn record_answer(answer: &Answer) {
     let basis_points = if answer.kind.is_some() { discount_basis_points(answer.original, answer.price) } else { 0 };
+    record_measured(answer.path, answer.kind, answer.channel, answer.tier, basis_points);
+}
+
+/// [`record_answer`] of an answer whose discount is already measured
+/// (`basis_points`, 0 without an activity): the list server's memo keeps it
+/// with a remembered price.
+pub fn record_measured(path: PricePath, kind: Option<ActivityKind>, channel: Channel, tier: Tier, basis_points: u32) {
     let band = Band::of(basis_points);
-    let (path, kind, channel, tier) =
-        (answer.path.index(), kind_index(answer.kind), channel_index(answer.channel), tier_index(answer.tier));
-    let slot = (((path * KINDS + kind) * CHANNELS + channel) * TIERS + tier) * Band::COUNT + band.index();
+    let (path_at, kind_at, channel_at, tier_at) =
+        (path.index(), kind_index(kind), channel_index(channel), tier_index(tier));
+    let slot = (((path_at * KINDS + kind_at) * CHANNELS + channel_at) * TIERS + tier_at) * Band::COUNT + band.index();
     if let Some(cell) = ANSWERS.get(slot) {
         cell.get_or_init(|| {
             metrics::counter!(
                 ANSWERS_METRIC,
-                "path" => answer.path.as_str(),
-                "kind" => KIND_LABELS[kind],
-                "channel" => CHANNEL_LABELS[channel],
-                "tier" => TIER_LABELS[tier],
+                "path" => path.as_str(),
+                "kind" => KIND_LABELS[kind_at],
+                "channel" => CHANNEL_LABELS[channel_at],
+                "tier" => TIER_LABELS[tier_at],
                 "band" => band.as_str(),
             )
         })
         .increment(1);
     }
-    if answer.kind.is_some()
-        && let Some(cell) = DISCOUNTS.get(path * KINDS + kind)
+    if kind.is_some()
+        && let Some(cell) = DISCOUNTS.get(path_at * KINDS + kind_at)
     {
         cell.get_or_init(
-            || metrics::histogram!(DISCOUNT_METRIC, "path" => answer.path.as_str(), "kind" => KIND_LABELS[kind]),
+            || metrics::histogram!(DISCOUNT_METRIC, "path" => path.as_str(), "kind" => KIND_LABELS[kind_at]),
         )
         .record(f64::from(basis_points));
     }

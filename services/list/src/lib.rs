@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod guards;
+pub mod memo;
 pub mod reader;
 pub mod service;
 pub mod variants;

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use pricing_proto::v1::Tier;
 use pricing_record::GoodsId;
-use pricing_store::{Deadline, SharedRecord, StoreError};
+use pricing_store::{Deadline, InvalidationHook, SharedRecord, StoreError};
+use tokio::time::Instant;
 
 /// One found record. Ids that no tier holds are simply absent.
 #[derive(Debug, Clone)]
@@ -13,6 +14,10 @@ pub struct Hit {
     pub tier: Tier,
     /// Served from memory past its expiry because every store failed.
     pub stale: bool,
+    /// Until when the reader's memory would answer this record fresh again
+    /// (see [`pricing_store::Lookup::fresh_until`]); `None`: not known, so
+    /// nothing in front of the reader may keep it.
+    pub fresh_until: Option<Instant>,
 }
 
 #[async_trait]
@@ -21,6 +26,13 @@ pub trait PriceReader: Send + Sync + 'static {
     /// order: `None` where no tier holds the id or it is a tombstone. Every
     /// store call is bounded by `deadline` (the caller's, when it set one).
     async fn read(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Option<Hit>>, StoreError>;
+
+    /// Registers `hook` to be called with the ids the reader is told to
+    /// forget (see [`pricing_store::TieredReader::invalidate`]). A reader
+    /// that never answers with `fresh_until` need not call it.
+    fn on_invalidate(&self, hook: InvalidationHook) {
+        let _ = hook;
+    }
 }
 
 #[async_trait]
@@ -34,8 +46,12 @@ impl PriceReader for pricing_store::chain::TieredReader {
             .into_iter()
             .map(|l| {
                 let tier = pricing_proto::convert::tier(&l.source);
-                l.record.map(|record| Hit { record, tier, stale: l.stale })
+                l.record.map(|record| Hit { record, tier, stale: l.stale, fresh_until: l.fresh_until })
             })
             .collect())
+    }
+
+    fn on_invalidate(&self, hook: InvalidationHook) {
+        pricing_store::chain::TieredReader::on_invalidate(self, hook);
     }
 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use pricing_engine::Drops;
 use pricing_engine::guard::best_price_guarded_counted;
 use pricing_proto::v1::list_pricing_server::ListPricing;
-use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse};
+use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse, Tier};
 use pricing_proto::{ApiError, convert, validate};
 use tonic::{Request, Response, Status};
 
 use crate::guards::{Guards, ShadowSample};
+use crate::memo::{PriceMemo, Watched};
 use crate::reader::PriceReader;
 use pricing_record::{Clock, GoodsId};
 use pricing_traffic::watch::{self, PricePath};
@@ -18,14 +19,26 @@ use pricing_traffic::{HotKey, Key, VARIANT_HEADER};
 pub struct ListService {
     reader: Arc<dyn PriceReader>,
     guards: Guards,
-    /// "Now" for every price. Records are cached, prices are not: each call
-    /// evaluates its records at this clock's now.
+    /// "Now" for every price: each call prices its records at this clock's
+    /// now (a remembered price only within the span of instants in which no
+    /// activity of its record starts or ends, see [`crate::memo`]).
     clock: Clock,
+    /// Prices already computed, in front of the reader (see [`crate::memo`]).
+    memo: Arc<PriceMemo>,
 }
 
 impl ListService {
     pub fn new(reader: Arc<dyn PriceReader>, guards: Guards) -> ListService {
-        ListService { reader, guards, clock: Clock::system() }
+        let memo = Arc::new(PriceMemo::default());
+        let forget = Arc::clone(&memo);
+        reader.on_invalidate(Arc::new(move |ids: &[GoodsId]| forget.invalidate(ids)));
+        ListService { reader, guards, clock: Clock::system(), memo }
+    }
+
+    /// The price memo in front of the reader: `invalidate(ids)` drops goods
+    /// from it (the reader's own invalidation already does).
+    pub fn memo(&self) -> &Arc<PriceMemo> {
+        &self.memo
     }
 
     /// The same service reading "now" from `clock` (tests drive time).
@@ -56,9 +69,18 @@ impl ListPricing for ListService {
         let (ids, limited) = leave_out(ids, &hot);
         let variant = self.guards.canary.variant(&ctx.pin, ctx.store_id.unwrap_or(0), ctx.city_id.unwrap_or(0));
         let view = self.guards.variants.view(&variant);
-        let hits = match &view.reader {
-            Some(own) => own.read(&ids, deadline).await,
-            None => self.reader.read(&ids, deadline).await,
+        let caller = convert::caller(&ctx);
+        let now = self.clock.now_ms();
+        // The memo holds prices of the stable read path: a variant with its
+        // own read path (tiers, cache, read modes) goes to its own chain.
+        let mut recalled = match view.reader {
+            None => self.memo.recall(&control, &ids, &caller, now, tokio::time::Instant::now(), ctx.explain),
+            Some(_) => self.memo.recall_nothing(&ids),
+        };
+        let hits = match (&view.reader, recalled.missing.is_empty()) {
+            (_, true) => Ok(Vec::new()),
+            (Some(own), false) => own.read(&recalled.missing, deadline).await,
+            (None, false) => self.reader.read(&recalled.missing, deadline).await,
         };
         let hits = hits.map_err(|e| {
             pricing_store::throttled!(
@@ -66,8 +88,6 @@ impl ListPricing for ListService {
             );
             with_variant(ApiError::from(e).into(), &variant)
         })?;
-        let caller = convert::caller(&ctx);
-        let now = self.clock.now_ms();
         let mut reply = BatchGetPricesResponse {
             prices: Vec::with_capacity(ids.len()),
             not_found: Vec::new(),
@@ -81,21 +101,45 @@ impl ListPricing for ListService {
             limited,
         };
         let mut drops = Drops::default();
+        // Answers from the memo count in the watch metrics as the engine's
+        // answer they repeat did.
+        for watched in &recalled.watched {
+            watch::record_measured(PricePath::List, watched.kind, caller.channel, Tier::Memory, watched.basis_points);
+            drops.merge(&watched.drops);
+        }
         // An id the reader left unanswered is not found, never dropped.
-        for (id, hit) in ids.into_iter().zip(hits.into_iter().chain(std::iter::repeat_with(|| None))) {
-            let Some(hit) = hit.filter(|h| h.record.goods_id == id && !h.record.is_tombstone()) else {
+        let mut hits = hits.into_iter().chain(std::iter::repeat_with(|| None));
+        for (id, remembered) in ids.into_iter().zip(std::mem::take(&mut recalled.prices)) {
+            if let Some(price) = remembered {
+                reply.prices.push(price);
+                continue;
+            }
+            let Some(hit) = hits.next().flatten().filter(|h| h.record.goods_id == id && !h.record.is_tombstone())
+            else {
                 reply.not_found.push(id);
                 continue;
             };
             // The price guard (`[guard]`): nothing is screened while it has no rules.
-            match best_price_guarded_counted(&hit.record, &caller, now, ctx.explain, control.guard_rules(), &mut drops)
-            {
+            let mut own = Drops::default();
+            match best_price_guarded_counted(&hit.record, &caller, now, ctx.explain, control.guard_rules(), &mut own) {
                 Ok((quote, breach)) => {
-                    if let Some(breach) = breach {
-                        pricing_control::guard::count_breach("list", &breach);
+                    let kind = quote.winner.map(|w| w.kind);
+                    let basis_points =
+                        if kind.is_some() { watch::discount_basis_points(quote.original, quote.price) } else { 0 };
+                    watch::record_measured(PricePath::List, kind, caller.channel, hit.tier, basis_points);
+                    drops.merge(&own);
+                    let price = convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale);
+                    // A price a guard rule touched is never remembered: each
+                    // answer of it is screened and counted again.
+                    match breach {
+                        Some(breach) => pricing_control::guard::count_breach("list", &breach),
+                        None if !ctx.explain && view.reader.is_none() => {
+                            let watched = Watched { kind, basis_points, drops: own };
+                            self.memo.remember(&recalled, &hit, &caller, now, &price, watched);
+                        }
+                        None => {}
                     }
-                    watch::record_answer(&watch::Answer::of(PricePath::List, &quote, caller.channel, hit.tier));
-                    reply.prices.push(convert::goods_price(&quote, hit.record.version, hit.tier, hit.stale));
+                    reply.prices.push(price);
                 }
                 Err(error) => {
                     // A record the engine cannot price (bad base price) is never
