@@ -154,6 +154,7 @@ pub async fn serve_with(
     truth: Option<Arc<dyn RecordStore>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    pricing_traffic::watch::register(&[pricing_traffic::watch::PricePath::List]);
     let service =
         ListPricingServer::new(ListService::new(reader, Guards::new(&board, truth)).with_clock(config.clock.clone()));
     let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
