@@ -190,15 +190,33 @@ pub fn record_measured(path: PricePath, kind: Option<ActivityKind>, channel: Cha
     }
 }
 
+/// Registers, at a server's start, every `pricing_engine_candidates_total`
+/// series of `paths` (11 reasons each), so that they are exported at 0
+/// before the first drop (rates and dashboards see a series, not a gap).
+/// The answer and discount series appear with the first answer of their
+/// labels. Installs the process's Prometheus recorder first
+/// ([`pricing_telemetry::prometheus`]): a handle taken before it would count
+/// nowhere.
+pub fn register(paths: &[PricePath]) {
+    let _ = pricing_telemetry::prometheus();
+    for &path in paths {
+        for class in DropClass::ALL {
+            let _ = candidates(path, class);
+        }
+    }
+}
+
+fn candidates(path: PricePath, class: DropClass) -> Option<&'static Counter> {
+    let cell = CANDIDATES.get(path.index() * DropClass::COUNT + class.index())?;
+    Some(cell.get_or_init(|| metrics::counter!(CANDIDATES_METRIC, "path" => path.as_str(), "reason" => class.as_str())))
+}
+
 /// Adds one call's (or one batch's) engine counts to
 /// `pricing_engine_candidates_total{path,reason}`.
 pub fn record_drops(path: PricePath, drops: &Drops) {
     for (class, count) in drops.nonzero() {
-        if let Some(cell) = CANDIDATES.get(path.index() * DropClass::COUNT + class.index()) {
-            cell.get_or_init(
-                || metrics::counter!(CANDIDATES_METRIC, "path" => path.as_str(), "reason" => class.as_str()),
-            )
-            .increment(u64::from(count));
+        if let Some(counter) = candidates(path, class) {
+            counter.increment(u64::from(count));
         }
     }
 }

@@ -104,6 +104,8 @@ pub async fn serve_with_sources(
         .as_ref()
         .map(|l| service::ListFallback::connect_lazy(&l.address, Duration::from_millis(l.timeout_ms)))
         .transpose()?;
+    use pricing_traffic::watch::PricePath;
+    pricing_traffic::watch::register(&[PricePath::Detail, PricePath::Checkout, PricePath::Order]);
     let service = DetailService::new(
         sources,
         board.clone(),

@@ -241,8 +241,8 @@ impl DetailService {
         let mut trace = Vec::new();
         for (i, line) in lines.iter().enumerate() {
             let field = format!("lines[{i}].goods_id");
-            let (record, tier) = match by_id.get(&line.goods_id) {
-                Some(found) => (&found.record, found.tier),
+            let record = match by_id.get(&line.goods_id) {
+                Some(found) => &found.record,
                 _ => return Err(ApiError::not_found(field, format!("goods {} not found", line.goods_id))),
             };
             if record.status == GoodsStatus::Delisted {
@@ -254,13 +254,18 @@ impl DetailService {
             let (quote, breaches) = price_units_guarded_counted(record, &caller, now, line.quantity, guard, &mut drops)
                 .map_err(|e| internal(&format!("goods {}", line.goods_id), e))?;
             breaches.iter().for_each(|b| pricing_control::guard::count_breach("detail", b));
-            crate::watch::order_line(path, record, &quote, caller.channel, tier);
             if ctx.explain
                 && let Ok((q, _)) = best_price_guarded(record, &caller, now, true, guard)
             {
                 trace.extend(q.trace.iter().map(convert::trace_entry));
             }
             priced.push((*line, quote));
+        }
+        // Counted once every line is priced (a call refused for one line counts none).
+        for (line, quote) in &priced {
+            if let Some(found) = by_id.get(&line.goods_id) {
+                crate::watch::order_line(path, &found.record, quote, caller.channel, found.tier);
+            }
         }
         crate::watch::drops(path, &drops);
         let mut store_ids: Vec<u64> = priced.iter().map(|(_, q)| q.store_id).collect();

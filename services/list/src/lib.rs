@@ -183,6 +183,7 @@ async fn serve_guarded(
     board: Switchboard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    pricing_traffic::watch::register(&[pricing_traffic::watch::PricePath::List]);
     let service = ListPricingServer::new(ListService::new(reader, guards).with_clock(config.clock.clone()));
     let descriptors = &[pricing_proto::FILE_DESCRIPTOR_SET];
     pricing_traffic::serve_guarded(listener, &config.server, descriptors, &board, service, shutdown).await
