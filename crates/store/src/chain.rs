@@ -219,6 +219,13 @@ impl TieredReader {
         }
     }
 
+    /// Drops every cached answer (see [`crate::Invalidate::invalidate_all`]).
+    pub fn invalidate_all(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+    }
+
     /// Resolves once no write-back is running (shutdown, tests).
     pub async fn write_backs_settled(&self) {
         loop {
@@ -424,6 +431,7 @@ impl Inner {
         // Tiers that failed in this batch get no write-back: no extra load
         // on a store that is struggling.
         let mut failed = vec![false; self.tiers.len()];
+        let generation = self.cache.as_ref().map_or(0, MemoryCache::generation);
         for (t, tier) in self.tiers.iter().enumerate() {
             if remaining.is_empty() {
                 break;
@@ -460,7 +468,7 @@ impl Inner {
             }
             for record in records {
                 if let Some(cache) = &self.cache {
-                    cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.id).await;
+                    cache.insert_since(record.goods_id, Some(Arc::clone(&record)), tier.id, generation).await;
                 }
                 resolved.insert(record.goods_id, (Some(record), tier.id));
             }
@@ -470,7 +478,7 @@ impl Inner {
         if let (None, false, Some(last)) = (&last_error, remaining.is_empty(), self.tiers.last()) {
             for id in remaining {
                 if let Some(cache) = &self.cache {
-                    cache.insert(id, None, last.id).await;
+                    cache.insert_since(id, None, last.id, generation).await;
                 }
                 resolved.insert(id, (None, last.id));
             }
@@ -524,6 +532,19 @@ impl RecordStore for TieredReader {
 
     async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
         Ok(self.get_many_raw(ids, deadline).await?.into_iter().filter_map(|l| l.record).collect())
+    }
+}
+
+/// Push invalidation drops the ids from the memory cache; a fetch in flight
+/// when it comes does not put its answers back (see `MemoryCache::insert_since`).
+#[async_trait]
+impl crate::Invalidate for TieredReader {
+    async fn invalidate(&self, ids: &[GoodsId]) {
+        TieredReader::invalidate(self, ids).await;
+    }
+
+    async fn invalidate_all(&self) {
+        TieredReader::invalidate_all(self);
     }
 }
 

@@ -40,6 +40,7 @@ pub mod fault;
 pub mod guard;
 pub mod ids;
 pub mod inspect;
+pub mod invalidate;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod memory;
 pub mod observe;
@@ -53,6 +54,7 @@ pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, W
 pub use guard::{Admission, GuardError, Guarded, Limits, Meter, StoreGuard};
 pub use ids::{PairId, TierId, UnknownId};
 pub use inspect::{Inspect, RawEntry, VersionGuard, WalkCursor, WalkPage};
+pub use invalidate::{Invalidate, Invalidators};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 

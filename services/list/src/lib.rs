@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use pricing_control::{PairSwitch, Switchboard};
 use pricing_proto::v1::list_pricing_server::ListPricingServer;
-use pricing_store::{PairId, RecordStore, Tier, TierId, TieredReader, live};
+use pricing_store::{Invalidators, PairId, RecordStore, Tier, TierId, TieredReader, live};
 use pricing_store_pairs::Pair;
+use pricing_store_pairs::Subscription;
 use tokio::net::TcpListener;
 
 pub use config::ListConfig;
@@ -37,6 +38,8 @@ pub async fn serve(
     board.set_zone(config.server.zone.clone());
     let path = build_read_path(&config, None).await?;
     path.follow(&board);
+    // Held until the server stops: the push invalidation of changed goods.
+    let _subscription = path.subscribe(&config)?;
     let served = serve_with(listener, config, path.reader, board, path.truth, shutdown).await;
     // After the drain: close the pool (on SQLite this checkpoints the log
     // into the database file).
@@ -57,6 +60,10 @@ pub struct ReadPath {
     /// The SQL source when this path opened it (not when the caller passed
     /// its own): whoever serves closes it after shutdown.
     pub opened: Option<Arc<pricing_store_sql::SqlStore>>,
+    /// Every in-process cache the push invalidation empties of changed
+    /// goods: the chain's memory cache, and any cache of computed prices
+    /// the service adds (`path.invalidators.add(cache)`).
+    pub invalidators: Invalidators,
 }
 
 /// Builds the read chain the config names: the in-process cache in front of
@@ -94,12 +101,23 @@ pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStor
         available.push(Tier::new(TierId::Hbase, Arc::clone(&pair.store) as _));
         pairs.push(pair);
     }
-    let reader = TieredReader::from_ids(ids, available, live(config.cache.clone()))?;
+    let reader = Arc::new(TieredReader::from_ids(ids, available, live(config.cache.clone()))?);
     tracing::info!(tiers = ?ids, "list read chain built");
-    Ok(ReadPath { reader: Arc::new(reader), pairs, truth, opened })
+    let invalidators = Invalidators::new();
+    invalidators.add(Arc::clone(&reader) as _);
+    Ok(ReadPath { reader, pairs, truth, opened, invalidators })
 }
 
 impl ReadPath {
+    /// Subscribes to the projector's announcements on both clusters of the
+    /// `[redis]` pair (when configured and `[invalidation] enabled`); the
+    /// subscription lasts as long as the returned value is held.
+    pub fn subscribe(&self, config: &ListConfig) -> anyhow::Result<Option<Subscription>> {
+        let Some(redis) = &config.redis else { return Ok(None) };
+        let sink = Arc::new(self.invalidators.clone());
+        Ok(pricing_store_pairs::subscribe(PairId::Redis.as_str(), redis, &config.invalidation, sink)?)
+    }
+
     /// Makes the pairs' and the cache's live settings follow the control
     /// file, when one governs the board (without a file the server config's
     /// own settings stay).

@@ -39,6 +39,10 @@ pub struct ProjectorConfig {
     /// sets the write mode per pair and pauses the incremental loop.
     #[serde(default)]
     pub control: ControlFileConfig,
+    /// Push invalidation: after writing, announce the changed goods on both
+    /// clusters of the `[redis]` pair (on unless `enabled = false`).
+    #[serde(default)]
+    pub invalidation: pricing_store_pairs::InvalidationConfig,
 }
 
 /// Where the live control file is (the servers' ConfigMap, mounted here too).
@@ -249,6 +253,7 @@ impl ProjectorConfig {
         if self.control.poll_ms == 0 {
             return invalid("control.poll_ms", "must be above zero".into());
         }
+        self.invalidation.validate().map_err(|reason| ConfigError::Invalid { field: "invalidation", reason })?;
         if self.purge.days == 0 {
             return invalid("purge.days", "must be at least 1: a purge must never race the projection".into());
         }
