@@ -28,7 +28,8 @@
 # price changes (default 60), CHANGE_RATE (default 5), READ_RATE (default
 # 8000), POLL_MS (projector poll, default 100), GOODS (default 10000),
 # SKIP_BUILD=1 to use the binaries already built (CARGO_TARGET_DIR or
-# target/). Not part of the test command.
+# target/), PROFILE=debug to use debug builds (only to try the script: the
+# figures are then the debug build's). Not part of the test command.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +41,8 @@ read_rate=${READ_RATE:-8000}
 poll_ms=${POLL_MS:-100}
 goods=${GOODS:-10000}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
-bin=$target_dir/release
+profile=${PROFILE:-release}
+bin=$target_dir/$profile
 
 for tool in mariadbd redis-server redis-cli curl python3; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
@@ -84,7 +86,7 @@ wait_port() { # port, pid of the process that should open it
     exit 1
 }
 
-say "# freshness under a read load, $(date -u +%FT%TZ), $(nproc) cores, commit $(git -C "$root" rev-parse --short HEAD)"
+say "# freshness under a read load, $(date -u +%FT%TZ), $(nproc) cores, $profile build, commit $(git -C "$root" rev-parse --short HEAD)"
 say "load before: $(uptime)"
 
 # ---- MariaDB, seeded with the demo catalogue ----------------------------------

@@ -167,6 +167,11 @@ pub struct Recorder {
     /// Calls that completed in each whole second with a code other than OK
     /// (same indexing as `timeline`).
     pub timeline_not_ok: Vec<u64>,
+    /// Open loop: for each whole second of the schedule (by due time), the
+    /// latest any call due in it was actually sent, in microseconds: the
+    /// driver's own lateness (timer wake-ups, busy workers, a starved
+    /// process), which the latency figures from the due time include.
+    pub behind_us: Vec<u64>,
 }
 
 impl Recorder {
@@ -211,6 +216,15 @@ impl Recorder {
         }
     }
 
+    /// Notes that a call due `due` after the start was sent `late` after that.
+    pub fn record_behind(&mut self, due: Duration, late: Duration) {
+        let second = usize::try_from(due.as_secs()).unwrap_or(usize::MAX).min(24 * 3_600);
+        if self.behind_us.len() <= second {
+            self.behind_us.resize(second + 1, 0);
+        }
+        self.behind_us[second] = self.behind_us[second].max(micros(late));
+    }
+
     fn count_error(&mut self, code: Code, message: &str) {
         let key = format!("rpc error: code = {} desc = {}", code_name(code), message);
         if let Some(n) = self.errors.get_mut(&key) {
@@ -247,6 +261,12 @@ impl Recorder {
         }
         for (mine, theirs) in self.timeline_not_ok.iter_mut().zip(&other.timeline_not_ok) {
             *mine += theirs;
+        }
+        if self.behind_us.len() < other.behind_us.len() {
+            self.behind_us.resize(other.behind_us.len(), 0);
+        }
+        for (mine, theirs) in self.behind_us.iter_mut().zip(&other.behind_us) {
+            *mine = (*mine).max(*theirs);
         }
     }
 

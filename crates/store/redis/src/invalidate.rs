@@ -17,7 +17,7 @@
 //!   [`MAX_IDS_PER_MESSAGE`] per message; duplicates between the two
 //!   clusters are harmless (dropping an id twice).
 //! - A subscription that fails (connection closed, `CLIENT KILL`, a ping
-//!   unanswered within the response timeout) is counted, logged at a bounded
+//!   unanswered within the ping interval plus the response timeout) is counted, logged at a bounded
 //!   rate, and re-made with a doubling pause (`reconnect_min` up to
 //!   `reconnect_max`, with jitter), trying the cluster's urls in turn.
 //!   While no subscription of the pair is up, the caches fall back to their
@@ -179,7 +179,8 @@ pub struct SubscribeSettings {
     pub reconnect_max: Duration,
     /// How often a subscribed connection is pinged: a connection that went
     /// silent (a frozen server, a dropped network path) is found within
-    /// this plus the response timeout.
+    /// about twice this plus the response timeout (a ping may take its
+    /// interval plus the response timeout to answer).
     pub ping_interval: Duration,
 }
 
@@ -346,7 +347,12 @@ impl Follow {
                     }
                 }
                 _ = ping.tick() => {
-                    match tokio::time::timeout(self.response_timeout, sink.ping::<redis::Value>()).await {
+                    // A ping may wait its whole interval on top of the
+                    // response timeout: a busy process (or Redis) is not a
+                    // lost subscription; a silent one is found within about
+                    // two intervals.
+                    let patience = self.response_timeout + self.settings.ping_interval;
+                    match tokio::time::timeout(patience, sink.ping::<redis::Value>()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(error)) => return format!("ping failed: {error}"),
                         Err(_) => return "ping unanswered".to_owned(),
