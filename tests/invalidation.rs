@@ -94,7 +94,7 @@ async fn list_price(list: &mut ListPricingClient<tonic::transport::Channel>, id:
 }
 
 async fn detail_price(detail: &mut DetailPricingClient<tonic::transport::Channel>, id: u64) -> (String, u64) {
-    let request = GetGoodsPriceRequest { goods_id: id, context: Some(pricing_tests::app("p-1")), ..Default::default() };
+    let request = GetGoodsPriceRequest { goods_id: id, context: Some(pricing_tests::app("p-1")) };
     let reply = detail.get_goods_price(request).await.expect("detail answers").into_inner();
     let price = reply.price.expect("a price");
     (price.original_price, price.version)
@@ -168,8 +168,10 @@ async fn changes_reach_running_servers_and_a_lost_subscription_recovers() {
     }
 
     // Cached in both servers' memory: a goods on sale.
-    let (goods, _) =
-        pricing_store_sql::demo::catalogue(&pricing_store_sql::demo::DemoOptions { goods: GOODS, ..Default::default() });
+    let (goods, _) = pricing_store_sql::demo::catalogue(&pricing_store_sql::demo::DemoOptions {
+        goods: GOODS,
+        ..Default::default()
+    });
     let id = goods
         .iter()
         .find(|g| !g.deleted && g.record.status == GoodsStatus::OnSale)

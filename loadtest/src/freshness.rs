@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
-use pricing_proto::v1::{BatchGetPricesRequest, CallerContext, Channel as WireChannel, GetGoodsPriceRequest, GoodsPrice};
+use pricing_proto::v1::{
+    BatchGetPricesRequest, CallerContext, Channel as WireChannel, GetGoodsPriceRequest, GoodsPrice,
+};
 use pricing_record::{Channel, Clock, GoodsId, GoodsRecord, GoodsStatus};
 use pricing_store_sql::SqlStore;
 use pricing_store_sql::catalog::GoodsRow;
@@ -104,12 +106,7 @@ fn engine_context() -> pricing_engine::CallerContext {
 }
 
 /// Runs the probe against running servers and a database the projector follows.
-pub async fn run(
-    database_url: &str,
-    list: &str,
-    detail: &str,
-    options: &ProbeOptions,
-) -> anyhow::Result<ProbeReport> {
+pub async fn run(database_url: &str, list: &str, detail: &str, options: &ProbeOptions) -> anyhow::Result<ProbeReport> {
     let store = SqlStore::connect(database_url).await?;
     let catalog = store.catalog();
     let records: Records = Arc::new(Mutex::new(HashMap::new()));
@@ -323,11 +320,7 @@ impl Watch {
 pub fn table(report: &ProbeReport, options: &ProbeOptions) -> String {
     let mut out = format!(
         "freshness probe: {} changes ({}/s for {:?}, {} goods, poll {:?})\n",
-        report.changes,
-        options.rate,
-        options.duration,
-        options.goods,
-        options.poll
+        report.changes, options.rate, options.duration, options.goods, options.poll
     );
     out.push_str("path     seen  missed    p50 ms    p90 ms    p99 ms    max ms\n");
     for (name, f) in [("list", &report.list), ("detail", &report.detail)] {

@@ -16,9 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pricing_store::Invalidate;
 use pricing_store::{DualSettings, DualStore, DualWriter, Inspect, Live, PairId, RecordStore, RecordWriter, live};
 use pricing_store_hbase::{HbaseConfig, HbaseStore, Transport};
-use pricing_store::Invalidate;
 pub use pricing_store_redis::invalidate::{Announcer, SubscribeSettings, Subscription};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use serde::Deserialize;
