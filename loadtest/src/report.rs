@@ -406,7 +406,7 @@ pub fn lateness_line(report: &RunReport) -> String {
             .map(|(s, us)| format!("{s}s:{:.1}ms", *us as f64 / 1e3))
             .collect();
         format!(
-            "{head}; UNFAIR RUN: the driver fell behind by more than {limit:.1} ms in {behind} of {} seconds ({}):              its latency figures include the driver's own delay, do not quote them",
+            "{head}; UNFAIR RUN: the driver fell behind by more than {limit:.1} ms in {behind} of {} seconds ({}): its latency figures include the driver's own delay, do not quote them",
             per_second.len(),
             seconds.join(" ")
         )
