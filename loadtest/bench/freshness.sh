@@ -204,7 +204,7 @@ wait_port "$detail_port" "$detail_pid"
 metric() { # port, metric name: the sum of its series
     curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%g", s }'
 }
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
     subscribed=$(( $(metric "$list_metrics" pricing_invalidation_subscribed | cut -d. -f1) + \
         $(metric "$detail_metrics" pricing_invalidation_subscribed | cut -d. -f1) ))
     [ "$subscribed" -ge 4 ] && break
