@@ -10,10 +10,13 @@
 //! [`driver`] runs the workers over several HTTP/2 connections until the
 //! count or the duration is reached; [`report`] writes the summary in ghz's
 //! JSON layout and as a table; [`plot`] draws the SVGs; [`ghz_data`] writes
-//! the request data files the ghz configs use.
+//! the request data files the ghz configs use; [`freshness`] is the probe
+//! that times a committed price change to the first list and detail answer
+//! showing it (binary `pricing-freshness`).
 #![forbid(unsafe_code)]
 
 pub mod driver;
+pub mod freshness;
 pub mod ghz_data;
 pub mod keys;
 pub mod plot;

@@ -72,6 +72,10 @@ struct Args {
     /// drill's before, during and after).
     #[arg(long, value_delimiter = ',', value_name = "S,S,...")]
     windows: Vec<u64>,
+    /// Open loop: mark the run unfair when the driver sends some call more
+    /// than this many milliseconds after its due time in any second.
+    #[arg(long, value_name = "MS")]
+    behind_limit_ms: Option<u64>,
     /// Print the JSON report on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -175,7 +179,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let result = pricing_loadtest::run(&scenario, &pool, Progress::auto()).await?;
+    let mut result = pricing_loadtest::run(&scenario, &pool, Progress::auto()).await?;
+    if let Some(ms) = args.behind_limit_ms {
+        result.behind_limit = std::time::Duration::from_millis(ms);
+    }
     let mut ghz = report::GhzReport::new(&result);
     ghz.windows = report::windows(&result, &args.windows);
     let json = serde_json::to_string_pretty(&ghz)?;

@@ -193,6 +193,7 @@ mod tests {
             scheduled: None,
             sent: 3_000,
             max_behind: Duration::ZERO,
+            behind_limit: crate::driver::DEFAULT_BEHIND_LIMIT,
         };
         assert_eq!(per_second(&report).len(), 3);
         let dir = tempfile::tempdir().unwrap();

@@ -64,6 +64,16 @@ pub struct GhzReport {
     /// `none` for answers without one); absent when no call was answered.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub variants: BTreeMap<String, VariantSummary>,
+    /// Open loop: the latest send after its due time in each second of the
+    /// schedule, nanoseconds (the driver's own lateness).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub behind_per_second: Vec<u64>,
+    /// The lateness a fair run stays within (nanoseconds).
+    pub behind_limit: u64,
+    /// Seconds in which the driver was later than `behind_limit`: when
+    /// above zero the latency figures measure the driver too and are not
+    /// to be quoted.
+    pub seconds_behind: usize,
     /// Filled by the caller from [`windows`] (`--windows`); absent when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<Window>,
@@ -384,8 +394,50 @@ impl GhzReport {
                     (name.clone(), summary)
                 })
                 .collect(),
+            behind_per_second: report.stats.behind_us.iter().map(|us| us * 1_000).collect(),
+            behind_limit: nanos(report.behind_limit),
+            seconds_behind: seconds_behind(report),
             windows: Vec::new(),
         }
+    }
+}
+
+/// Seconds of an open-loop run in which the driver sent some call later
+/// than the run's limit after its due time.
+pub fn seconds_behind(report: &RunReport) -> usize {
+    let limit = u64::try_from(report.behind_limit.as_micros()).unwrap_or(u64::MAX);
+    report.stats.behind_us.iter().filter(|&&us| us > limit).count()
+}
+
+/// The driver's lateness, and whether the run is fair: one line.
+pub fn lateness_line(report: &RunReport) -> String {
+    let per_second = &report.stats.behind_us;
+    let mut sorted = per_second.clone();
+    sorted.sort_unstable();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+    let worst = sorted.last().copied().unwrap_or(0);
+    let behind = seconds_behind(report);
+    let limit = report.behind_limit.as_secs_f64() * 1e3;
+    let head = format!(
+        "driver lateness (latest send after its due time, per second): median {:.2} ms, worst {:.2} ms",
+        median as f64 / 1e3,
+        worst as f64 / 1e3
+    );
+    if behind == 0 {
+        format!("{head}; within {limit:.1} ms every second: a fair run")
+    } else {
+        let seconds: Vec<String> = per_second
+            .iter()
+            .enumerate()
+            .filter(|(_, us)| **us > u64::try_from(report.behind_limit.as_micros()).unwrap_or(u64::MAX))
+            .take(10)
+            .map(|(s, us)| format!("{s}s:{:.1}ms", *us as f64 / 1e3))
+            .collect();
+        format!(
+            "{head}; UNFAIR RUN: the driver fell behind by more than {limit:.1} ms in {behind} of {} seconds ({}): its latency figures include the driver's own delay, do not quote them",
+            per_second.len(),
+            seconds.join(" ")
+        )
     }
 }
 
@@ -453,6 +505,9 @@ pub fn table(report: &RunReport) -> String {
         );
     }
     let _ = writeln!(out);
+    if s.load.mode == Mode::Open {
+        let _ = writeln!(out, "{}", lateness_line(report));
+    }
     let _ = writeln!(
         out,
         "{:<15} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -543,7 +598,26 @@ mod tests {
             scheduled: Some(102),
             sent: 102,
             max_behind: ms(3),
+            behind_limit: crate::driver::DEFAULT_BEHIND_LIMIT,
         }
+    }
+
+    #[test]
+    fn a_run_whose_driver_fell_behind_is_marked_not_quoted() {
+        let mut report = sample();
+        let ms = Duration::from_millis;
+        report.stats.record_behind(ms(100), Duration::from_micros(900));
+        report.stats.record_behind(ms(1_500), Duration::from_micros(1_200));
+        assert_eq!(seconds_behind(&report), 0);
+        assert!(lateness_line(&report).contains("a fair run"), "{}", lateness_line(&report));
+        report.stats.record_behind(ms(2_100), ms(24));
+        let line = lateness_line(&report);
+        assert_eq!(seconds_behind(&report), 1);
+        assert!(line.contains("UNFAIR RUN") && line.contains("2s:24.0ms"), "{line}");
+        assert!(table(&report).contains("UNFAIR RUN"));
+        let json = serde_json::to_value(GhzReport::new(&report)).unwrap();
+        assert_eq!(json["secondsBehind"], 1, "{json}");
+        assert_eq!(json["behindPerSecond"][2], 24_000_000);
     }
 
     #[test]

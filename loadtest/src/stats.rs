@@ -171,6 +171,11 @@ pub struct Recorder {
     /// `x-pricing-variant` header, on errors too): `none` for calls without
     /// one, `other` past [`MAX_VARIANTS`] names.
     pub variants: BTreeMap<String, RpcStats>,
+    /// Open loop: for each whole second of the schedule (by due time), the
+    /// latest any call due in it was actually sent, in microseconds: the
+    /// driver's own lateness (timer wake-ups, busy workers, a starved
+    /// process), which the latency figures from the due time include.
+    pub behind_us: Vec<u64>,
 }
 
 /// Variant names kept apart in a report.
@@ -238,6 +243,15 @@ impl Recorder {
         }
     }
 
+    /// Notes that a call due `due` after the start was sent `late` after that.
+    pub fn record_behind(&mut self, due: Duration, late: Duration) {
+        let second = usize::try_from(due.as_secs()).unwrap_or(usize::MAX).min(24 * 3_600);
+        if self.behind_us.len() <= second {
+            self.behind_us.resize(second + 1, 0);
+        }
+        self.behind_us[second] = self.behind_us[second].max(micros(late));
+    }
+
     fn count_error(&mut self, code: Code, message: &str) {
         let key = format!("rpc error: code = {} desc = {}", code_name(code), message);
         if let Some(n) = self.errors.get_mut(&key) {
@@ -279,6 +293,12 @@ impl Recorder {
             let name =
                 if self.variants.contains_key(name) || self.variants.len() < MAX_VARIANTS { name } else { "other" };
             self.variants.entry(name.to_owned()).or_default().merge(theirs);
+        }
+        if self.behind_us.len() < other.behind_us.len() {
+            self.behind_us.resize(other.behind_us.len(), 0);
+        }
+        for (mine, theirs) in self.behind_us.iter_mut().zip(&other.behind_us) {
+            *mine = (*mine).max(*theirs);
         }
     }
 

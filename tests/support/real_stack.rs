@@ -311,7 +311,7 @@ impl PriceReader for CountingReader {
         self.inner.read(ids, deadline).await
     }
 
-    fn on_invalidate(&self, hook: pricing_store::InvalidationHook) {
-        self.inner.on_invalidate(hook);
+    fn on_invalidate(&self, follower: std::sync::Arc<dyn pricing_store::Invalidate>) {
+        self.inner.on_invalidate(follower);
     }
 }

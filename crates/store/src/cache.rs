@@ -9,6 +9,7 @@
 //! per-entry expiry (the [`Expiry`] impl, on moka's clock) only reclaims the
 //! memory once an entry is of no use any more.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::Expiry;
@@ -123,6 +124,11 @@ const ENTRY_OVERHEAD: u64 = 96;
 pub(crate) struct MemoryCache {
     cache: moka::future::Cache<GoodsId, Entry>,
     settings: Live<CacheSettings>,
+    /// Bumped by every invalidation, before it removes anything: a fetch
+    /// that began under an older generation may have read what the
+    /// invalidation announced as replaced, so its answers are not kept
+    /// (see [`MemoryCache::insert_since`]).
+    generation: AtomicU64,
 }
 
 impl MemoryCache {
@@ -136,7 +142,13 @@ impl MemoryCache {
             })
             .expire_after(KeepFor)
             .build();
-        MemoryCache { cache, settings }
+        MemoryCache { cache, settings, generation: AtomicU64::new(0) }
+    }
+
+    /// The invalidation generation now: taken by a fetch before it asks the
+    /// tiers, passed back to [`MemoryCache::insert_since`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     pub fn settings(&self) -> &Live<CacheSettings> {
@@ -151,6 +163,22 @@ impl MemoryCache {
     /// Stores what a tier answered: a record (fresh for `ttl`, usable stale
     /// for `stale_grace` more) or not-found (fresh for `negative_ttl`, never
     /// served stale: that would keep unknown ids around for the whole grace).
+    /// As [`MemoryCache::insert`] for an answer fetched since `generation`:
+    /// when an invalidation came in between, the answer is not kept (it may
+    /// predate the change the invalidation announced). Inserting first and
+    /// checking after closes the race with an invalidation that runs
+    /// between the check and the insert: it bumps before it removes, so
+    /// either this check sees its bump, or its removal comes after the insert.
+    pub async fn insert_since(&self, id: GoodsId, record: Option<SharedRecord>, tier: TierId, generation: u64) {
+        if self.generation() != generation {
+            return;
+        }
+        self.insert(id, record, tier).await;
+        if self.generation() != generation {
+            self.cache.invalidate(&id).await;
+        }
+    }
+
     pub async fn insert(&self, id: GoodsId, record: Option<SharedRecord>, tier: TierId) {
         let settings = self.settings.load();
         let now = Instant::now();
@@ -165,7 +193,15 @@ impl MemoryCache {
     }
 
     pub async fn invalidate(&self, id: GoodsId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(&id).await;
+    }
+
+    /// Drops every entry (moka removes them lazily but never returns them
+    /// after this call).
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
     }
 
     /// Entries held (after moka's pending maintenance; approximate).
@@ -215,6 +251,21 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(4)).await;
         assert!(cache.get(101, Instant::now()).await.is_none(), "past the grace");
+    }
+
+    #[tokio::test]
+    async fn an_answer_fetched_before_an_invalidation_is_not_kept() {
+        let cache = MemoryCache::new(live(CacheSettings::default()));
+        let record = fixture()[0].clone();
+        let before = cache.generation();
+        cache.invalidate(101).await;
+        cache.insert_since(101, Some(record.clone()), TierId::Redis, before).await;
+        assert!(cache.get(101, Instant::now()).await.is_none(), "fetched before the invalidation");
+        let after = cache.generation();
+        cache.insert_since(101, Some(record), TierId::Redis, after).await;
+        assert!(cache.get(101, Instant::now()).await.is_some(), "fetched after it: kept");
+        cache.invalidate_all();
+        assert!(cache.get(101, Instant::now()).await.is_none(), "all dropped");
     }
 
     #[tokio::test]

@@ -103,10 +103,6 @@ pub struct Lookup {
     pub fresh_until: Option<Instant>,
 }
 
-/// Called with the ids of every [`TieredReader::invalidate`], so that a layer
-/// in front of the chain (the list server's price memo) drops them too.
-pub type InvalidationHook = Arc<dyn Fn(&[GoodsId]) + Send + Sync>;
-
 /// The chain cannot be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -148,7 +144,9 @@ struct Inner {
     inflight: Mutex<HashMap<GoodsId, Batch>>,
     write_backs_pending: AtomicUsize,
     write_backs_idle: Notify,
-    on_invalidate: Mutex<Vec<InvalidationHook>>,
+    /// Layers in front of the chain (the list server's price memo), told
+    /// after the cache of every invalidation.
+    followers: crate::Invalidators,
 }
 
 impl TieredReader {
@@ -178,7 +176,7 @@ impl TieredReader {
                 inflight: Mutex::new(HashMap::new()),
                 write_backs_pending: AtomicUsize::new(0),
                 write_backs_idle: Notify::new(),
-                on_invalidate: Mutex::new(Vec::new()),
+                followers: crate::Invalidators::new(),
             }),
         })
     }
@@ -223,24 +221,31 @@ impl TieredReader {
     }
 
     /// Drops cached answers, e.g. after an operator repaired records.
-    /// The hooks of [`TieredReader::on_invalidate`] run after the cache
-    /// dropped the ids: a layer in front that read the old copy just before
-    /// is still told.
+    /// The followers of [`TieredReader::on_invalidate`] are told after the
+    /// cache dropped the ids: a layer in front that read the old copy just
+    /// before is still told.
     pub async fn invalidate(&self, ids: &[GoodsId]) {
         if let Some(cache) = &self.inner.cache {
             for &id in ids {
                 cache.invalidate(id).await;
             }
         }
-        let hooks = self.inner.on_invalidate.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for hook in hooks {
-            hook(ids);
-        }
+        crate::Invalidate::invalidate(&self.inner.followers, ids).await;
     }
 
-    /// Calls `hook` with the ids of every later [`TieredReader::invalidate`].
-    pub fn on_invalidate(&self, hook: InvalidationHook) {
-        self.inner.on_invalidate.lock().unwrap_or_else(|p| p.into_inner()).push(hook);
+    /// Tells `follower` of every later invalidation, after this chain's own
+    /// cache (one mechanism for every cache: [`crate::Invalidate`]).
+    pub fn on_invalidate(&self, follower: Arc<dyn crate::Invalidate>) {
+        self.inner.followers.add(follower);
+    }
+
+    /// Drops every cached answer, then the followers' (see
+    /// [`crate::Invalidate::invalidate_all`]).
+    pub async fn invalidate_all(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+        crate::Invalidate::invalidate_all(&self.inner.followers).await;
     }
 
     /// Resolves once no write-back is running (shutdown, tests).
@@ -457,6 +462,7 @@ impl Inner {
         // Tiers that failed in this batch get no write-back: no extra load
         // on a store that is struggling.
         let mut failed = vec![false; self.tiers.len()];
+        let generation = self.cache.as_ref().map_or(0, MemoryCache::generation);
         for (t, tier) in self.tiers.iter().enumerate() {
             if remaining.is_empty() {
                 break;
@@ -493,7 +499,7 @@ impl Inner {
             }
             for record in records {
                 if let Some(cache) = &self.cache {
-                    cache.insert(record.goods_id, Some(Arc::clone(&record)), tier.id).await;
+                    cache.insert_since(record.goods_id, Some(Arc::clone(&record)), tier.id, generation).await;
                 }
                 resolved.insert(record.goods_id, (Some(record), tier.id));
             }
@@ -503,7 +509,7 @@ impl Inner {
         if let (None, false, Some(last)) = (&last_error, remaining.is_empty(), self.tiers.last()) {
             for id in remaining {
                 if let Some(cache) = &self.cache {
-                    cache.insert(id, None, last.id).await;
+                    cache.insert_since(id, None, last.id, generation).await;
                 }
                 resolved.insert(id, (None, last.id));
             }
@@ -557,6 +563,19 @@ impl RecordStore for TieredReader {
 
     async fn fetch_within(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<SharedRecord>, StoreError> {
         Ok(self.get_many_raw(ids, deadline).await?.into_iter().filter_map(|l| l.record).collect())
+    }
+}
+
+/// Push invalidation drops the ids from the memory cache; a fetch in flight
+/// when it comes does not put its answers back (see `MemoryCache::insert_since`).
+#[async_trait]
+impl crate::Invalidate for TieredReader {
+    async fn invalidate(&self, ids: &[GoodsId]) {
+        TieredReader::invalidate(self, ids).await;
+    }
+
+    async fn invalidate_all(&self) {
+        TieredReader::invalidate_all(self).await;
     }
 }
 

@@ -40,6 +40,7 @@ pub mod fault;
 pub mod guard;
 pub mod ids;
 pub mod inspect;
+pub mod invalidate;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod memory;
 pub mod observe;
@@ -47,12 +48,13 @@ pub mod settings;
 
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use cache::CacheSettings;
-pub use chain::{ChainError, InvalidationHook, Lookup, Source, Tier, TieredReader};
+pub use chain::{ChainError, Lookup, Source, Tier, TieredReader};
 pub use deadline::Deadline;
 pub use dual::{Cluster, DualSettings, DualStore, DualWriter, ReadMode, Served, WriteMode};
 pub use guard::{Admission, GuardError, Guarded, Limits, Meter, StoreGuard};
 pub use ids::{PairId, TierId, UnknownId};
 pub use inspect::{Inspect, RawEntry, VersionGuard, WalkCursor, WalkPage};
+pub use invalidate::{Invalidate, Invalidators};
 pub use observe::{LogThrottle, StoreCall};
 pub use settings::{Live, SettingsError, live};
 

@@ -38,6 +38,11 @@ pub struct DetailConfig {
     /// The list server GetGoodsPrice falls back to when the switch says so.
     #[serde(default)]
     pub list_fallback: Option<ListFallbackSettings>,
+    /// Push invalidation: with a `[redis]` pair, the server subscribes to
+    /// the projector's announcements and drops changed goods from its
+    /// caches (the `[cache]` memory cache; on unless `enabled = false`).
+    #[serde(default)]
+    pub invalidation: pricing_store_pairs::InvalidationConfig,
     /// "Now" for every price: not in the file; the system clock unless the
     /// embedding code (a test) sets another.
     #[serde(skip)]
@@ -118,6 +123,7 @@ impl Default for DetailConfig {
             mysql_breaker: BreakerSettings::default(),
             cache: None,
             list_fallback: None,
+            invalidation: pricing_store_pairs::InvalidationConfig::default(),
             clock: Clock::system(),
         }
     }
@@ -149,6 +155,7 @@ impl DetailConfig {
         if let Some(cache) = &config.cache {
             cache.validate().map_err(|e| format!("cache: {e}"))?;
         }
+        config.invalidation.validate()?;
 
         Ok(config)
     }

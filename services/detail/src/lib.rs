@@ -41,6 +41,8 @@ pub async fn serve(
     board.set_zone(config.server.zone.clone());
     let sql = Arc::new(pricing_store_sql::source::open(&config.source).await?);
     let sources = build_sources(&config, Arc::clone(&sql), &board)?;
+    // Held until the server stops: the push invalidation of changed goods.
+    let _subscription = subscribe(&config, &sources.invalidators())?;
     let served = serve_with_sources(listener, config, sources, board, shutdown).await;
     // After the drain: close the pool (on SQLite this checkpoints the log
     // into the database file).
@@ -81,6 +83,18 @@ pub fn build_sources(config: &DetailConfig, sql: Arc<SqlStore>, board: &Switchbo
         config.cache.clone(),
         Duration::from_millis(config.checkout.promotions_cache_ms),
     )?))
+}
+
+/// Subscribes to the projector's announcements on both clusters of the
+/// `[redis]` pair (when configured and `[invalidation] enabled`) and drops
+/// announced goods from `caches`; lasts as long as the result is held.
+pub fn subscribe(
+    config: &DetailConfig,
+    caches: &pricing_store::Invalidators,
+) -> anyhow::Result<Option<pricing_store_pairs::Subscription>> {
+    let Some(redis) = &config.redis else { return Ok(None) };
+    let sink = Arc::new(caches.clone());
+    Ok(pricing_store_pairs::subscribe(pricing_store::PairId::Redis.as_str(), redis, &config.invalidation, sink)?)
 }
 
 /// Serves with given sources under a given switch board (tests keep the

@@ -78,6 +78,7 @@ pub struct Sources {
     promotions: moka::future::Cache<Vec<u64>, Arc<CachedPromotions>>,
     /// How long a cached entry lives, and the span it is loaded for.
     promotions_ttl: Duration,
+    invalidators: pricing_store::Invalidators,
 }
 
 /// The promotions live at some instant of `[from, until]`.
@@ -111,6 +112,8 @@ impl Sources {
             Some(cache) => TieredReader::new(tiers, live(cache.clone()))?,
             None => TieredReader::uncached(tiers)?,
         };
+        let invalidators = pricing_store::Invalidators::new();
+        invalidators.add(Arc::new(chain.clone()));
         Ok(Sources {
             mysql,
             chain,
@@ -118,6 +121,7 @@ impl Sources {
             cache,
             promotions: moka::future::Cache::builder().max_capacity(10_000).time_to_live(promotions_ttl).build(),
             promotions_ttl,
+            invalidators,
         })
     }
 
@@ -129,6 +133,14 @@ impl Sources {
 
     pub fn redis(&self) -> Option<&Pair> {
         self.redis.as_ref()
+    }
+
+    /// The caches push invalidation empties of changed goods: the chain's
+    /// memory cache (when `[cache]` configures one). A cache of computed
+    /// prices registers here too (`invalidators().add(cache)`: the list is
+    /// shared, so it may be added after the subscription started).
+    pub fn invalidators(&self) -> pricing_store::Invalidators {
+        self.invalidators.clone()
     }
 
     /// The detail and checkout read chain (tests wait for its write-backs).

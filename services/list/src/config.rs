@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pricing_record::Clock;
 use pricing_store::{CacheSettings, TierId};
-use pricing_store_pairs::{HbasePairConfig, RedisPairConfig};
+use pricing_store_pairs::{HbasePairConfig, InvalidationConfig, RedisPairConfig};
 use pricing_store_sql::source::SourceSettings;
 use pricing_telemetry::ServerSettings;
 use serde::Deserialize;
@@ -30,6 +30,11 @@ pub struct ListConfig {
     /// The HBase pair, when the chain lists "hbase".
     #[serde(default)]
     pub hbase: Option<HbasePairConfig>,
+    /// Push invalidation: with a `[redis]` pair, the server subscribes to
+    /// the projector's announcements on both clusters and drops changed
+    /// goods from memory (on unless `enabled = false`).
+    #[serde(default)]
+    pub invalidation: InvalidationConfig,
     /// "Now" for every price: not in the file; the system clock unless the
     /// embedding code (a test) sets another.
     #[serde(skip)]
@@ -62,6 +67,7 @@ impl Default for ListConfig {
             read: ReadSettings::default(),
             redis: None,
             hbase: None,
+            invalidation: InvalidationConfig::default(),
             clock: Clock::system(),
         }
     }
@@ -99,6 +105,7 @@ impl ListConfig {
         }
         config.cache.validate().map_err(|e| ConfigError::Invalid { path: PathBuf::new(), message: e.to_string() })?;
         let invalid = |message: String| ConfigError::Invalid { path: PathBuf::new(), message };
+        config.invalidation.validate().map_err(invalid)?;
         if config.read.tiers.is_empty() {
             return Err(invalid("read.tiers must name at least one tier".into()));
         }

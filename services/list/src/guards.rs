@@ -23,7 +23,7 @@ pub struct Guards {
     pub sampler: Sampler,
     pub shadow: Option<ShadowQueue<ShadowSample>>,
     /// Each canary variant's view of the read path (crate::variants).
-    pub variants: Variants,
+    pub variants: Arc<Variants>,
 }
 
 impl Guards {
@@ -44,7 +44,7 @@ impl Guards {
             canary: Canary::new(board.clone()),
             sampler: Sampler::new(board.clone()),
             shadow,
-            variants: Variants::new(board, None),
+            variants: Arc::new(Variants::new(board, None)),
         }
     }
 
@@ -52,7 +52,7 @@ impl Guards {
     /// serves no read-path override), registered with the board so that a
     /// file whose variants this server cannot serve is refused.
     pub fn with_variants(mut self, board: &Switchboard, parts: Option<Parts>) -> Result<Guards, ControlError> {
-        self.variants = Variants::new(board, parts);
+        self.variants = Arc::new(Variants::new(board, parts));
         board.require(self.variants.capability())?;
         Ok(self)
     }

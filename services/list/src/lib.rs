@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use pricing_control::{PairSwitch, Switchboard};
 use pricing_proto::v1::list_pricing_server::ListPricingServer;
-use pricing_store::{PairId, RecordStore, Tier, TierId, TieredReader, live};
+use pricing_store::{Invalidators, PairId, RecordStore, Tier, TierId, TieredReader, live};
 use pricing_store_pairs::Pair;
+use pricing_store_pairs::Subscription;
 use tokio::net::TcpListener;
 
 pub use config::ListConfig;
@@ -40,6 +41,10 @@ pub async fn serve(
     let path = build_read_path(&config, None).await?;
     path.follow(&board);
     let guards = Guards::new(&board, path.truth.clone()).with_variants(&board, Some(path.parts(&config)))?;
+    // Held until the server stops: the push invalidation of changed goods
+    // (the stable chain, the price memo behind it, and every variant's chain).
+    path.invalidators.add(Arc::clone(&guards.variants) as _);
+    let _subscription = path.subscribe(&config)?;
     let served = serve_guarded(listener, config, Arc::clone(&path.reader) as _, guards, board, shutdown).await;
     // After the drain: close the pool (on SQLite this checkpoints the log
     // into the database file).
@@ -60,6 +65,10 @@ pub struct ReadPath {
     /// The SQL source when this path opened it (not when the caller passed
     /// its own): whoever serves closes it after shutdown.
     pub opened: Option<Arc<pricing_store_sql::SqlStore>>,
+    /// Every in-process cache the push invalidation empties of changed
+    /// goods: the chain's memory cache, and any cache of computed prices
+    /// the service adds (`path.invalidators.add(cache)`).
+    pub invalidators: Invalidators,
 }
 
 /// Builds the read chain the config names: the in-process cache in front of
@@ -97,9 +106,11 @@ pub async fn build_read_path(config: &ListConfig, sql: Option<Arc<dyn RecordStor
         available.push(Tier::new(TierId::Hbase, Arc::clone(&pair.store) as _));
         pairs.push(pair);
     }
-    let reader = TieredReader::from_ids(ids, available, live(config.cache.clone()))?;
+    let reader = Arc::new(TieredReader::from_ids(ids, available, live(config.cache.clone()))?);
     tracing::info!(tiers = ?ids, "list read chain built");
-    Ok(ReadPath { reader: Arc::new(reader), pairs, truth, opened })
+    let invalidators = Invalidators::new();
+    invalidators.add(Arc::clone(&reader) as _);
+    Ok(ReadPath { reader, pairs, truth, opened, invalidators })
 }
 
 impl ReadPath {
@@ -112,6 +123,15 @@ impl ReadPath {
             redis: pair(PairId::Redis).map(|p| (Arc::clone(&p.store), Arc::clone(&p.writer))),
             hbase: pair(PairId::Hbase).map(|p| Arc::clone(&p.store)),
         }
+    }
+
+    /// Subscribes to the projector's announcements on both clusters of the
+    /// `[redis]` pair (when configured and `[invalidation] enabled`); the
+    /// subscription lasts as long as the returned value is held.
+    pub fn subscribe(&self, config: &ListConfig) -> anyhow::Result<Option<Subscription>> {
+        let Some(redis) = &config.redis else { return Ok(None) };
+        let sink = Arc::new(self.invalidators.clone());
+        Ok(pricing_store_pairs::subscribe(PairId::Redis.as_str(), redis, &config.invalidation, sink)?)
     }
 
     /// Makes the pairs' and the cache's live settings follow the control

@@ -329,6 +329,19 @@ impl PriceMemo {
     }
 }
 
+/// Push invalidation reaches the memo through the chain it fronts
+/// ([`crate::reader::PriceReader::on_invalidate`]); a gap in the announcements empties it.
+#[async_trait::async_trait]
+impl pricing_store::Invalidate for PriceMemo {
+    async fn invalidate(&self, ids: &[GoodsId]) {
+        PriceMemo::invalidate(self, ids);
+    }
+
+    async fn invalidate_all(&self) {
+        self.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]

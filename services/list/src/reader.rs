@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use pricing_proto::v1::Tier;
 use pricing_record::GoodsId;
-use pricing_store::{Deadline, InvalidationHook, SharedRecord, StoreError};
+use std::sync::Arc;
+
+use pricing_store::{Deadline, Invalidate, SharedRecord, StoreError};
 use tokio::time::Instant;
 
 /// One found record. Ids that no tier holds are simply absent.
@@ -27,11 +29,11 @@ pub trait PriceReader: Send + Sync + 'static {
     /// store call is bounded by `deadline` (the caller's, when it set one).
     async fn read(&self, ids: &[GoodsId], deadline: Option<Deadline>) -> Result<Vec<Option<Hit>>, StoreError>;
 
-    /// Registers `hook` to be called with the ids the reader is told to
+    /// Registers `follower` to be told of what the reader is told to
     /// forget (see [`pricing_store::TieredReader::invalidate`]). A reader
-    /// that never answers with `fresh_until` need not call it.
-    fn on_invalidate(&self, hook: InvalidationHook) {
-        let _ = hook;
+    /// that never answers with `fresh_until` need not keep it.
+    fn on_invalidate(&self, follower: Arc<dyn Invalidate>) {
+        let _ = follower;
     }
 }
 
@@ -51,7 +53,7 @@ impl PriceReader for pricing_store::chain::TieredReader {
             .collect())
     }
 
-    fn on_invalidate(&self, hook: InvalidationHook) {
-        pricing_store::chain::TieredReader::on_invalidate(self, hook);
+    fn on_invalidate(&self, follower: Arc<dyn Invalidate>) {
+        pricing_store::chain::TieredReader::on_invalidate(self, follower);
     }
 }

@@ -30,8 +30,7 @@ pub struct ListService {
 impl ListService {
     pub fn new(reader: Arc<dyn PriceReader>, guards: Guards) -> ListService {
         let memo = Arc::new(PriceMemo::default());
-        let forget = Arc::clone(&memo);
-        reader.on_invalidate(Arc::new(move |ids: &[GoodsId]| forget.invalidate(ids)));
+        reader.on_invalidate(Arc::clone(&memo) as _);
         ListService { reader, guards, clock: Clock::system(), memo }
     }
 

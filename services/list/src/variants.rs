@@ -184,6 +184,25 @@ impl Variants {
     }
 }
 
+/// Push invalidation reaches every variant's own chain (the stable chain is
+/// told by the server's read path).
+#[async_trait::async_trait]
+impl pricing_store::Invalidate for Variants {
+    async fn invalidate(&self, ids: &[pricing_record::GoodsId]) {
+        let views = self.current.load_full();
+        for reader in views.by_name.values().filter_map(|v| v.reader.as_ref()) {
+            reader.invalidate(ids).await;
+        }
+    }
+
+    async fn invalidate_all(&self) {
+        let views = self.current.load_full();
+        for reader in views.by_name.values().filter_map(|v| v.reader.as_ref()) {
+            reader.invalidate_all().await;
+        }
+    }
+}
+
 fn lookup(views: &Views, variant: &str) -> Arc<View> {
     views.by_name.get(variant).map_or_else(|| Arc::clone(&views.other), Arc::clone)
 }

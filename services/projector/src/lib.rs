@@ -57,6 +57,20 @@ pub use sync::{DrainReport, SyncReport};
 pub use targets::Targets;
 pub use writer::{BatchOutcome, Landing, Scope, TargetCounts};
 
+/// The push-invalidation announcer the config asks for (a config that
+/// passed validation only fails here outside a runtime: logged, and the
+/// servers fall back to their cache lifetime).
+fn announcer(config: &ProjectorConfig) -> Option<pricing_store_pairs::Announcer> {
+    let redis = config.redis.as_ref()?;
+    match pricing_store_pairs::announcer(targets::REDIS, redis, &config.invalidation) {
+        Ok(announcer) => announcer,
+        Err(error) => {
+            tracing::error!(%error, "no push invalidation: servers see changes after their cache lifetime");
+            None
+        }
+    }
+}
+
 /// The source, the clusters and the settings: every subcommand is a method.
 pub struct Projector {
     source: SqlStore,
@@ -68,6 +82,9 @@ pub struct Projector {
     paused_seen: AtomicU8,
     /// "Now": queue times, cursors, purge cutoffs, and the source's stamps.
     clock: Clock,
+    /// Announces written goods to the servers' caches (push invalidation),
+    /// on both clusters of the Redis pair; `None` without one or when off.
+    announcer: Option<pricing_store_pairs::Announcer>,
 }
 
 impl Projector {
@@ -99,7 +116,16 @@ impl Projector {
     }
 
     pub fn new(source: SqlStore, targets: Targets, config: ProjectorConfig) -> Projector {
-        Projector { source, targets, config, control: None, paused_seen: AtomicU8::new(0), clock: Clock::system() }
+        let announcer = announcer(&config);
+        Projector {
+            source,
+            targets,
+            config,
+            control: None,
+            paused_seen: AtomicU8::new(0),
+            clock: Clock::system(),
+            announcer,
+        }
     }
 
     /// The same projector reading "now" from `clock` (its source database's

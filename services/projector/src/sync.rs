@@ -182,15 +182,27 @@ impl Projector {
             metrics::gauge!("pricing_projector_lag_seconds").set(lag_ms.unwrap_or(0) as f64 / 1000.0);
             report.drain = self.drain_retries().await?;
         }
-        tracing::info!(
-            paused = report.paused,
-            goods = report.goods,
-            watermark_ms = mark.0,
-            watermark_id = mark.1,
-            drained = report.drain.done,
-            queued = report.drain.depth,
-            "incremental pass done"
-        );
+        // A pass that found nothing is the common case at a short poll
+        // interval: logged at debug, not ten lines a second.
+        let level_info = report.goods > 0 || report.paused || report.drain.due > 0;
+        macro_rules! pass_done {
+            ($level:ident) => {
+                tracing::$level!(
+                    paused = report.paused,
+                    goods = report.goods,
+                    watermark_ms = mark.0,
+                    watermark_id = mark.1,
+                    drained = report.drain.done,
+                    queued = report.drain.depth,
+                    "incremental pass done"
+                )
+            };
+        }
+        if level_info {
+            pass_done!(info);
+        } else {
+            pass_done!(debug);
+        }
         Ok(report)
     }
 
@@ -200,7 +212,10 @@ impl Projector {
     pub async fn run_incremental(&self, once: bool, shutdown: impl Future<Output = ()>) -> Result<(), ProjectorError> {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            match self.incremental_pass().await {
+            let started = std::time::Instant::now();
+            let pass = self.incremental_pass().await;
+            metrics::histogram!("pricing_projector_pass_seconds").record(started.elapsed().as_secs_f64());
+            match pass {
                 Ok(_) => {}
                 Err(error) if once => return Err(error),
                 Err(error) => tracing::error!(%error, "incremental pass failed; trying again at the next interval"),

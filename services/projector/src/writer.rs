@@ -70,6 +70,11 @@ pub struct TargetCounts {
 }
 
 impl TargetCounts {
+    /// Whether the cluster now holds something it did not before.
+    pub fn changed(&self) -> bool {
+        self.written > 0 || self.removed > 0
+    }
+
     pub fn add(&mut self, other: &TargetCounts) {
         self.written += other.written;
         self.skipped_older += other.skipped_older;
@@ -161,7 +166,24 @@ impl Projector {
                 outcome.targets.insert(name, landing);
             }
         }
+        if outcome.targets.values().any(|(_, counts)| counts.changed()) {
+            self.announce(op).await;
+        }
         Ok(outcome)
+    }
+
+    /// Tells the servers' caches that these goods changed (push
+    /// invalidation), after every cluster of the batch was written: a
+    /// server that drops an id then reads the new record. Only batches that
+    /// changed something are announced (the incremental pass re-reads its
+    /// overlap window, whose records are skipped as not newer).
+    async fn announce(&self, op: Op<'_>) {
+        let Some(announcer) = &self.announcer else { return };
+        let ids: Vec<GoodsId> = match op {
+            Op::Put(records) => records.iter().map(|r| r.goods_id).collect(),
+            Op::Remove(ids) => ids.to_vec(),
+        };
+        announcer.announce(&ids).await;
     }
 
     async fn write_pair(
@@ -334,6 +356,9 @@ impl Projector {
         let report = self.attempt(pair, cluster, op).await?;
         let counts = op.counts(report);
         record_metrics(&cluster.name, &counts);
+        if counts.changed() {
+            self.announce(op).await;
+        }
         Ok(counts)
     }
 }

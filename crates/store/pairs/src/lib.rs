@@ -16,8 +16,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pricing_store::Invalidate;
 use pricing_store::{DualSettings, DualStore, DualWriter, Inspect, Live, PairId, RecordStore, RecordWriter, live};
 use pricing_store_hbase::{HbaseConfig, HbaseStore, Transport};
+pub use pricing_store_redis::invalidate::{Announcer, SubscribeSettings, Subscription};
 use pricing_store_redis::{RedisConfig, RedisStore};
 use serde::Deserialize;
 
@@ -72,6 +74,104 @@ pub struct RedisPairConfig {
     /// replaces them live.
     #[serde(default)]
     pub settings: DualSettings,
+}
+
+/// Push invalidation (`[invalidation]` of the projector's and the servers'
+/// config files): the projector announces the goods it wrote on both
+/// clusters of the Redis pair, servers subscribe on both and drop those ids
+/// from memory. See `pricing_store_redis::invalidate`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvalidationConfig {
+    /// On by default wherever a `[redis]` pair is configured.
+    pub enabled: bool,
+    pub channel: String,
+    /// Pause before re-subscribing after a loss, doubling up to the max.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// How often a subscribed connection is pinged (finds a silent one).
+    pub ping_ms: u64,
+}
+
+impl Default for InvalidationConfig {
+    fn default() -> Self {
+        let d = SubscribeSettings::default();
+        InvalidationConfig {
+            enabled: true,
+            channel: d.channel,
+            reconnect_min_ms: d.reconnect_min.as_millis() as u64,
+            reconnect_max_ms: d.reconnect_max.as_millis() as u64,
+            ping_ms: d.ping_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl InvalidationConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channel.trim().is_empty() {
+            return Err("invalidation.channel is empty".into());
+        }
+        if self.reconnect_min_ms == 0 || self.reconnect_max_ms < self.reconnect_min_ms {
+            return Err("invalidation.reconnect_min_ms must be above zero and at most reconnect_max_ms".into());
+        }
+        if self.ping_ms == 0 {
+            return Err("invalidation.ping_ms must be above zero".into());
+        }
+        Ok(())
+    }
+
+    pub fn subscribe_settings(&self) -> SubscribeSettings {
+        SubscribeSettings {
+            channel: self.channel.clone(),
+            reconnect_min: Duration::from_millis(self.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(self.reconnect_max_ms),
+            ping_interval: Duration::from_millis(self.ping_ms),
+        }
+    }
+}
+
+impl RedisPairConfig {
+    /// Both clusters' store settings, named `<name>-a` and `<name>-b`.
+    pub fn cluster_configs(&self, name: &str) -> [RedisConfig; 2] {
+        [self.a.to_store_config(&format!("{name}-a")), self.b.to_store_config(&format!("{name}-b"))]
+    }
+}
+
+/// The projector's announcer over both clusters of the Redis pair named
+/// `name`; `None` when invalidation is off.
+pub fn announcer(
+    name: &str,
+    redis: &RedisPairConfig,
+    invalidation: &InvalidationConfig,
+) -> Result<Option<Announcer>, PairError> {
+    if !invalidation.enabled {
+        return Ok(None);
+    }
+    invalidation.validate().map_err(|e| config_error(name, e))?;
+    Announcer::new(&redis.cluster_configs(name), &invalidation.channel).map(Some).map_err(|e| config_error(name, e))
+}
+
+/// A server's subscriptions on both clusters of the Redis pair named
+/// `name`, dropping announced ids from `sink`; `None` when invalidation is
+/// off. Keep the result for as long as the server runs.
+pub fn subscribe(
+    name: &str,
+    redis: &RedisPairConfig,
+    invalidation: &InvalidationConfig,
+    sink: Arc<dyn Invalidate>,
+) -> Result<Option<Subscription>, PairError> {
+    if !invalidation.enabled {
+        return Ok(None);
+    }
+    invalidation.validate().map_err(|e| config_error(name, e))?;
+    for config in redis.cluster_configs(name) {
+        config.validate().map_err(|e| config_error(name, e))?;
+    }
+    Ok(Some(pricing_store_redis::invalidate::subscribe(
+        &redis.cluster_configs(name),
+        invalidation.subscribe_settings(),
+        sink,
+    )))
 }
 
 /// One HBase cluster (its Thrift servers) of a pair.

@@ -34,8 +34,10 @@
 mod cluster;
 pub mod config;
 mod inspect;
+pub mod invalidate;
 pub mod script;
 mod store;
 
 pub use config::{ConfigError, RedisConfig};
+pub use invalidate::{Announcer, SubscribeSettings, Subscription, subscribe};
 pub use store::RedisStore;

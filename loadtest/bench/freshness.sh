@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Freshness under a read load: how long a committed price change takes to
+# reach a list answer and a detail answer, over the full stack, with every
+# answer checked against the engine on the record of its version.
+#
+#   bash loadtest/bench/freshness.sh
+#
+# What it does, every step on 127.0.0.1 with free ports and a temp dir:
+#   1. builds the release binaries (pricing-list, pricing-detail,
+#      pricing-projector, pricing-load, pricing-freshness and the HBase
+#      Thrift test server);
+#   2. starts a throwaway mariadbd, creates the database `pricing` and seeds
+#      the demo catalogue (`pricing-freshness --seed-demo`);
+#   3. starts two redis-server and two hbase-thrift-test-server processes;
+#   4. runs the projector's full sync into all four, then its incremental
+#      loop (poll every $POLL_MS, push invalidation on);
+#   5. starts the list server (memory cache 30 s, tiers redis then hbase)
+#      and the detail server (Redis pair then MySQL, memory cache 30 s),
+#      both subscribed to the projector's announcements;
+#   6. runs pricing-load (open loop, $READ_RATE calls/s, 80% BatchGetPrices
+#      of 20 ids, 20% GetGoodsPrice) and, while it runs, pricing-freshness
+#      ($CHANGE_RATE price changes/s for $DURATION s);
+#   7. prints the probe's table (p50/p99/max commit-to-answer per path,
+#      wrong prices), the read load's summary, the projector's pass time and
+#      the invalidation counters; stops everything it started.
+#
+# Environment: OUT (default target/bench-freshness), DURATION seconds of
+# price changes (default 60), CHANGE_RATE (default 5), READ_RATE (default
+# 8000), POLL_MS (projector poll, default 100), GOODS (default 10000),
+# SKIP_BUILD=1 to use the binaries already built (CARGO_TARGET_DIR or
+# target/), PROFILE=debug to use debug builds (only to try the script: the
+# figures are then the debug build's). Not part of the test command.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${OUT:-$root/target/bench-freshness}
+duration=${DURATION:-60}
+change_rate=${CHANGE_RATE:-5}
+read_rate=${READ_RATE:-8000}
+poll_ms=${POLL_MS:-100}
+goods=${GOODS:-10000}
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+profile=${PROFILE:-release}
+bin=$target_dir/$profile
+
+for tool in mariadbd redis-server redis-cli curl python3; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
+        { echo "freshness.sh: '$tool' is missing (bash tests/run.sh installs the Debian packages)" >&2; exit 2; }
+done
+MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db)
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    (cd "$root" && cargo build --release --locked -p pricing-list -p pricing-detail -p pricing-projector -p pricing-loadtest)
+    (cd "$root" && cargo build --release --locked -p pricing-store-hbase --features testsuite --bin hbase-thrift-test-server)
+fi
+
+mkdir -p "$out"
+summary=$out/summary.txt
+: >"$summary"
+say() { echo "$*" | tee -a "$summary" >&2; }
+
+work=$(mktemp -d /tmp/pricing-bench-freshness.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() { # port, pid of the process that should open it
+    for _ in $(seq 1 600); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || { echo "freshness.sh: process $2 exited before listening on $1" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "freshness.sh: nothing listens on port $1" >&2
+    exit 1
+}
+
+say "# freshness under a read load, $(date -u +%FT%TZ), $(nproc) cores, $profile build, commit $(git -C "$root" rev-parse --short HEAD)"
+say "load before: $(uptime)"
+
+# ---- MariaDB, seeded with the demo catalogue ----------------------------------
+db_port=$(free_port)
+"$INSTALL_DB" --no-defaults --datadir="$work/mysql" --auth-root-authentication-method=normal \
+    --skip-test-db --user="$(id -un)" >"$work/install.log" 2>&1 ||
+    { cat "$work/install.log" >&2; echo "freshness.sh: mariadb-install-db failed" >&2; exit 1; }
+"$MARIADBD" --no-defaults --datadir="$work/mysql" --port="$db_port" --bind-address=127.0.0.1 \
+    --socket="$work/mysql.sock" --pid-file="$work/mysql.pid" --user="$(id -un)" \
+    --skip-log-bin --innodb-buffer-pool-size=128M --innodb-log-file-size=48M \
+    --max-connections=500 --log-error="$work/mysql.err" &
+pids+=("$!")
+deadline=$((SECONDS + 60))
+until mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'select 1' >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then cat "$work/mysql.err" >&2; echo "freshness.sh: mariadbd did not start" >&2; exit 1; fi
+    sleep 0.2
+done
+mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'CREATE DATABASE pricing'
+db_url="mysql://root@127.0.0.1:$db_port/pricing"
+say "mariadb on 127.0.0.1:$db_port; $("$bin/pricing-freshness" --database-url "$db_url" --seed-demo "$goods")"
+
+# ---- two Redis, two HBase test servers ----------------------------------------
+redis_ports=()
+for name in a b; do
+    port=$(free_port)
+    mkdir -p "$work/redis-$name"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis-$name" \
+        >"$work/redis-$name.log" 2>&1 &
+    pids+=("$!")
+    wait_port "$port" "$!"
+    redis_ports+=("$port")
+done
+hbase_ports=()
+for name in a b; do
+    port=$(free_port)
+    RUST_LOG=warn "$bin/hbase-thrift-test-server" --listen "127.0.0.1:$port" >"$work/hbase-$name.log" 2>&1 &
+    pids+=("$!")
+    wait_port "$port" "$!"
+    hbase_ports+=("$port")
+done
+say "redis a=${redis_ports[0]} b=${redis_ports[1]}; hbase a=${hbase_ports[0]} b=${hbase_ports[1]}"
+
+redis_pair="a = { urls = [\"redis://127.0.0.1:${redis_ports[0]}/\"] }
+b = { urls = [\"redis://127.0.0.1:${redis_ports[1]}/\"] }"
+hbase_pair="a = { addresses = [\"127.0.0.1:${hbase_ports[0]}\"] }
+b = { addresses = [\"127.0.0.1:${hbase_ports[1]}\"] }"
+
+# ---- the projector: full sync, then the incremental loop ----------------------
+projector_metrics=$(free_port)
+cat >"$out/projector.toml" <<EOF
+version = 1
+[source]
+database_url = "$db_url"
+[redis]
+$redis_pair
+[hbase]
+$hbase_pair
+[sync]
+poll_interval_ms = $poll_ms
+[telemetry]
+log = "warn"
+metrics_listen = "127.0.0.1:$projector_metrics"
+EOF
+started=$SECONDS
+"$bin/pricing-projector" --config "$out/projector.toml" full >"$out/projector-full.log" 2>&1
+say "full sync: $((SECONDS - started)) s"
+"$bin/pricing-projector" --config "$out/projector.toml" incremental >"$out/projector.log" 2>&1 &
+projector_pid=$!
+pids+=("$projector_pid")
+wait_port "$projector_metrics" "$projector_pid"
+
+# ---- the servers ----------------------------------------------------------------
+list_port=$(free_port); list_metrics=$(free_port)
+cat >"$out/list.toml" <<EOF
+version = 1
+[server]
+listen = "127.0.0.1:$list_port"
+metrics_listen = "127.0.0.1:$list_metrics"
+log = "warn"
+[cache]
+ttl_ms = 30000
+[read]
+tiers = ["redis", "hbase"]
+[redis]
+$redis_pair
+[hbase]
+$hbase_pair
+EOF
+"$bin/pricing-list" --config "$out/list.toml" >"$out/list.log" 2>&1 &
+list_pid=$!
+pids+=("$list_pid")
+detail_port=$(free_port); detail_metrics=$(free_port)
+cat >"$out/detail.toml" <<EOF
+version = 1
+[server]
+listen = "127.0.0.1:$detail_port"
+metrics_listen = "127.0.0.1:$detail_metrics"
+log = "warn"
+[source]
+database_url = "$db_url"
+max_connections = 32
+[cache]
+ttl_ms = 30000
+[redis]
+$redis_pair
+[checkout]
+quote_secret = "freshness benchmark"
+EOF
+"$bin/pricing-detail" --config "$out/detail.toml" >"$out/detail.log" 2>&1 &
+detail_pid=$!
+pids+=("$detail_pid")
+wait_port "$list_port" "$list_pid"
+wait_port "$detail_port" "$detail_pid"
+
+metric() { # port, metric name: the sum of its series
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%g", s }'
+}
+for _ in $(seq 1 300); do
+    subscribed=$(( $(metric "$list_metrics" pricing_invalidation_subscribed | cut -d. -f1) + \
+        $(metric "$detail_metrics" pricing_invalidation_subscribed | cut -d. -f1) ))
+    [ "$subscribed" -ge 4 ] && break
+    sleep 0.1
+done
+say "servers: list :$list_port, detail :$detail_port; subscriptions up: $subscribed of 4"
+
+# ---- the read load and, while it runs, the probe --------------------------------
+cat >"$out/read-load.toml" <<EOF
+version = 1
+name = "freshness-read-load"
+description = "the read load the freshness probe runs under"
+[target]
+list = "127.0.0.1:$list_port"
+detail = "127.0.0.1:$detail_port"
+connections = 4
+timeout_ms = 1000
+[load]
+mode = "open"
+rate = $read_rate
+concurrency = 256
+duration_s = $((duration + 10))
+[keys]
+goods = $goods
+zipf_exponent = 0.8
+seed = 1
+[mix]
+batch_get_prices = 80
+get_goods_price = 20
+preview_order = 0
+price_order = 0
+[shape]
+batch_size = 20
+cart_lines = 3
+max_quantity = 3
+EOF
+"$bin/pricing-load" --scenario "$out/read-load.toml" --out "$out/read-load" >"$out/read-load.txt" 2>"$out/read-load.err" &
+load_pid=$!
+pids+=("$load_pid")
+sleep 5 # the load reaches its rate (and the caches fill) before the first change
+passes_before=$(metric "$projector_metrics" pricing_projector_pass_seconds_count)
+pass_sum_before=$(metric "$projector_metrics" pricing_projector_pass_seconds_sum)
+"$bin/pricing-freshness" --database-url "$db_url" --list "127.0.0.1:$list_port" --detail "127.0.0.1:$detail_port" \
+    --rate "$change_rate" --duration "${duration}s" --goods 50 --first-id 1 --out "$out/freshness.json" \
+    | tee "$out/freshness.txt" >&2 || probe_failed=1
+passes=$(python3 -c "print(int($(metric "$projector_metrics" pricing_projector_pass_seconds_count) - $passes_before))")
+pass_ms=$(python3 -c "n=$passes; print('%.1f' % (1000 * ($(metric "$projector_metrics" pricing_projector_pass_seconds_sum) - $pass_sum_before) / n) if n else 'n/a')")
+wait "$load_pid" || true
+
+cat "$out/freshness.txt" >>"$summary"
+say "projector: poll_interval_ms=$poll_ms, $passes incremental passes during the probe, mean pass ${pass_ms} ms"
+say "invalidation: projector announced $(metric "$projector_metrics" pricing_invalidation_published_total) ids;" \
+    "list received $(metric "$list_metrics" pricing_invalidation_received_total)," \
+    "detail received $(metric "$detail_metrics" pricing_invalidation_received_total);" \
+    "subscriptions lost: list $(metric "$list_metrics" pricing_invalidation_subscription_lost_total)," \
+    "detail $(metric "$detail_metrics" pricing_invalidation_subscription_lost_total)"
+say "read load (pricing-load, open loop $read_rate/s, 80% BatchGetPrices(20) / 20% GetGoodsPrice):"
+tee -a "$summary" <"$out/read-load.txt" >&2
+say "load after: $(uptime)"
+if [ -n "${probe_failed:-}" ]; then
+    echo "freshness.sh: the probe failed (see above)" >&2
+    exit 1
+fi
