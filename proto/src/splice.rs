@@ -13,43 +13,19 @@
 //! goods (callers in other channels, cities or stores may see other prices);
 //! a full shard is emptied.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use prost::Message;
 use prost::bytes::BufMut;
 use prost::encoding::{WireType, encode_key, encode_varint, uint32, uint64};
 
+use pricing_record::idmap::IdMap;
+
 use crate::v1::{BatchGetPricesResponse, GoodsPrice};
 
 const SHARDS: usize = 16;
 /// Goods per shard: 16 x 4,096 = 65,536 goods (about 350 bytes an encoding).
 pub const SHARD_CAPACITY: usize = 4_096;
-
-/// A goods id's hash in its shard's table: a multiply and a fold instead of
-/// SipHash (a multiplier other than the shard's, so that the bits that pick
-/// the shard still vary inside it). Only ids of records found in a store get
-/// slots, so callers cannot fill a table with colliding ids.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 struct Encoded {
     price: GoodsPrice,

@@ -621,7 +621,7 @@ fn is_label(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../examples/control.toml");
@@ -721,7 +721,9 @@ mod tests {
         ));
     }
 
-    fn invalid_field(text: &str) -> String {
+    /// The field an invalid control file is refused for (the control
+    /// crate's tests share it).
+    pub(crate) fn invalid_field(text: &str) -> String {
         match ControlConfig::parse(text) {
             Err(ControlError::Invalid { field, .. }) => field,
             other => panic!("expected an invalid setting, got {other:?}"),

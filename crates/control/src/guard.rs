@@ -160,14 +160,8 @@ pub fn count_breach(source: &'static str, breach: &Breach) {
 mod tests {
     use pricing_engine::guard::GuardMode;
 
+    use crate::config::tests::invalid_field;
     use crate::{ControlConfig, ControlError};
-
-    fn invalid_field(text: &str) -> String {
-        match ControlConfig::parse(text) {
-            Err(ControlError::Invalid { field, .. }) => field,
-            other => panic!("expected an invalid setting, got {other:?}"),
-        }
-    }
 
     #[test]
     fn guard_section_compiles_to_engine_rules() {

@@ -211,14 +211,8 @@ mod opt_millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::invalid_field;
     use crate::{ControlConfig, ControlError};
-
-    fn invalid_field(text: &str) -> String {
-        match ControlConfig::parse(text) {
-            Err(ControlError::Invalid { field, .. }) => field,
-            other => panic!("expected an invalid setting, got {other:?}"),
-        }
-    }
 
     #[test]
     fn every_override_key_parses_and_applies() {

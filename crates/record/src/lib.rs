@@ -14,6 +14,7 @@
 pub mod clock;
 pub mod codec;
 pub mod error;
+pub mod idmap;
 pub mod keys;
 pub mod model;
 pub mod money;

@@ -29,7 +29,6 @@
 //! (the oldest goes). Metric: `pricing_list_memo_hits_total` (goods answered
 //! from the memo; the rest went to the chain).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +37,7 @@ use pricing_control::ControlConfig;
 use pricing_engine::reuse::{context_mask, window_around};
 use pricing_engine::{CallerContext, Drops};
 use pricing_proto::v1;
+use pricing_record::idmap::IdMap;
 use pricing_record::{ActivityKind, GoodsId, UnixMillis};
 use pricing_store::SharedRecord;
 use tokio::time::Instant;
@@ -49,31 +49,6 @@ const PRICES_PER_SLOT: usize = 8;
 /// Default slots per shard: 16 x 8,192 = 131,072 goods (a few hundred bytes
 /// each besides the record, which the chain's cache shares).
 pub const DEFAULT_SHARD_CAPACITY: usize = 8_192;
-
-/// A goods id's hash in its shard's table: a multiply and a fold instead of
-/// SipHash (a multiplier other than the shard's, so that the bits that pick
-/// the shard still vary inside it). Only ids of records found in a store get
-/// slots, so callers cannot fill a table with colliding ids.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 pub struct PriceMemo {
     shards: Box<[Mutex<IdMap<Slot>>]>,
