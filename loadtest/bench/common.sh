@@ -1,5 +1,5 @@
 # Shell helpers shared by the benchmark scripts that source it
-# (ab.sh, list-instructions.sh). Not a script of its own.
+# (ab.sh, list-instructions.sh, freshness.sh). Not a script of its own.
 
 # A port nothing listens on now (the kernel's pick).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -74,17 +74,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() { # port, pid of the process that should open it
-    for _ in $(seq 1 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "freshness.sh: process $2 exited before listening on $1" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "freshness.sh: nothing listens on port $1" >&2
-    exit 1
-}
+# free_port, wait_port
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 say "# freshness under a read load, $(date -u +%FT%TZ), $(nproc) cores, $profile build, commit $(git -C "$root" rev-parse --short HEAD)"
 say "load before: $(uptime)"
