@@ -134,14 +134,7 @@ impl GuardSettings {
 /// `detail`, `projector`) in `pricing_guard_breaches_total{source,kind,rule,mode}`
 /// and logs it at a bounded rate with the goods, the activity and both prices.
 pub fn count_breach(source: &'static str, breach: &Breach) {
-    metrics::counter!(
-        "pricing_guard_breaches_total",
-        "source" => source,
-        "kind" => kind_label(breach.kind),
-        "rule" => breach.rule.as_str(),
-        "mode" => breach.mode.as_str(),
-    )
-    .increment(1);
+    count_breach_only(source, breach);
     pricing_store::throttled!(|suppressed| tracing::warn!(
         source,
         goods_id = breach.goods_id,
@@ -154,6 +147,19 @@ pub fn count_breach(source: &'static str, breach: &Breach) {
         suppressed,
         "price guard breach"
     ));
+}
+
+/// The counter of [`count_breach`] alone, for a caller that logs each
+/// breach its own way (the projector: every one, with the window).
+pub fn count_breach_only(source: &'static str, breach: &Breach) {
+    metrics::counter!(
+        "pricing_guard_breaches_total",
+        "source" => source,
+        "kind" => kind_label(breach.kind),
+        "rule" => breach.rule.as_str(),
+        "mode" => breach.mode.as_str(),
+    )
+    .increment(1);
 }
 
 #[cfg(test)]

@@ -112,14 +112,7 @@ pub async fn guard_report(
 /// The projector's report of one breach: the counter and one log line (not
 /// rate-limited: the projector sees each record once per change).
 pub fn report_breach(breach: &Breach) {
-    metrics::counter!(
-        "pricing_guard_breaches_total",
-        "source" => "projector",
-        "kind" => kind_label(breach.kind),
-        "rule" => breach.rule.as_str(),
-        "mode" => breach.mode.as_str(),
-    )
-    .increment(1);
+    pricing_control::guard::count_breach_only("projector", breach);
     tracing::warn!(
         source = "projector",
         goods_id = breach.goods_id,
