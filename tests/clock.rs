@@ -5,13 +5,10 @@
 //! the detail server's promotions cache for previews).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
-use std::str::FromStr;
-
 use pricing_proto::v1::{self, BatchGetPricesRequest, GetGoodsPriceRequest, PreviewOrderRequest, PriceOrderRequest};
 use pricing_record::{Activity, ActivityKind, GoodsStatus, ManualClock};
 use pricing_store_sql::{GoodsRow, PromotionKind, PromotionRow, PromotionStatus, PromotionTier, ScopeKind};
-use pricing_tests::{Stack, StackConfig, app, lines};
-use rust_decimal::Decimal;
+use pricing_tests::{Stack, StackConfig, app, dec, lines};
 
 /// The instant the sale starts: fixed, far from the real clock.
 const T: i64 = 1_900_000_000_000;
@@ -22,15 +19,8 @@ const STORE: u64 = 77;
 const SALE: u64 = 900_101;
 const PROMOTION: u64 = 900_201;
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
 async fn stack_on(clock: &ManualClock) -> Stack {
-    let mut config = StackConfig::default();
-    config.list.clock = clock.clock();
-    config.detail.clock = clock.clock();
-    let stack = Stack::embedded_with(config).await;
+    let stack = Stack::embedded_with(StackConfig::on_clock(clock)).await;
     let catalog = stack.sql.catalog();
     let goods = GoodsRow {
         id: GOODS,

@@ -2,7 +2,6 @@
 //! clients over real gRPC: every RPC, every bad input, health, reflection.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use pricing_proto::v1::{
@@ -13,14 +12,10 @@ use pricing_record::{Activity, ActivityKind, GoodsStatus};
 use pricing_store_sql::GoodsRow;
 use pricing_store_sql::demo::well_known;
 use pricing_testkit::net::Shutdown;
-use pricing_tests::{Stack, app, channel, lines};
+use pricing_tests::{Stack, app, channel, dec, lines};
 use rust_decimal::Decimal;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
 
 #[tokio::test]
 async fn batch_prices_for_well_known_goods() {

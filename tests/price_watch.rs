@@ -11,14 +11,11 @@
 //! asserts exact increments, which no other test can move.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a panic fails the test")]
 
-use std::str::FromStr;
-
 use pricing_proto::v1::{self, BatchGetPricesRequest, GetGoodsPriceRequest, PreviewOrderRequest, PriceOrderRequest};
 use pricing_record::{Activity, ActivityKind, GoodsStatus, ManualClock};
 use pricing_store_sql::GoodsRow;
 use pricing_tests::real_stack::{counter, gauge};
-use pricing_tests::{Stack, StackConfig, app, lines};
-use rust_decimal::Decimal;
+use pricing_tests::{Stack, StackConfig, app, dec, lines};
 
 /// The instant the sale starts: fixed, far from the real clock.
 const T: i64 = 1_900_000_000_000;
@@ -30,15 +27,8 @@ const CITY_GOODS: u64 = 910_002;
 const STORE: u64 = 78;
 const CITY: u64 = 5;
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
-}
-
 async fn stack_on(clock: &ManualClock) -> Stack {
-    let mut config = StackConfig::default();
-    config.list.clock = clock.clock();
-    config.detail.clock = clock.clock();
-    let stack = Stack::embedded_with(config).await;
+    let stack = Stack::embedded_with(StackConfig::on_clock(clock)).await;
     let catalog = stack.sql.catalog();
     for (id, price) in [(SALE_GOODS, "100.00"), (CITY_GOODS, "50.00")] {
         let goods = GoodsRow {

@@ -56,6 +56,21 @@ impl Default for StackConfig {
     }
 }
 
+impl StackConfig {
+    /// Both servers reading "now" from `clock` (a test moves time).
+    pub fn on_clock(clock: &pricing_record::ManualClock) -> StackConfig {
+        let mut config = StackConfig::default();
+        config.list.clock = clock.clock();
+        config.detail.clock = clock.clock();
+        config
+    }
+}
+
+/// A decimal literal of a test (`dec("9.90")`); panics on a typo.
+pub fn dec(text: &str) -> rust_decimal::Decimal {
+    text.parse().unwrap_or_else(|e| panic!("{text:?} is not a decimal: {e}"))
+}
+
 impl Stack {
     pub async fn embedded() -> Stack {
         Stack::embedded_with(StackConfig::default()).await
