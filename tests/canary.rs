@@ -1,7 +1,14 @@
-//! Canary variants that change the list read path, over real gRPC and real
-//! stores: two redis-server processes and two HBase Thrift test servers
-//! (tests/support/real_stack.rs), a list server started through the
+//! Canary variants over real gRPC and real stores.
+//!
+//! The list read path: two redis-server processes and two HBase Thrift test
+//! servers (tests/support/real_stack.rs), a list server started through the
 //! production `pricing_list::serve` with a watched control file.
+//!
+//! The detail server's variants: a fresh MariaDB database with the demo
+//! catalogue, two redis-server processes, and the detail server through the
+//! production `pricing_detail::serve` with a watched control file (its push
+//! invalidation subscribed on both Redis servers): a variant's own chain
+//! (`detail_redis_read`) is told of changes the projector announces.
 //!
 //! What each store did is read at the store (Redis `INFO commandstats`, the
 //! HBase server's call counters). Every call's status is counted; every wait
@@ -14,13 +21,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pricing_control::{CallerAccount, CanaryRule, ControlConfig, VariantOverrides};
+use pricing_detail::DetailConfig;
 use pricing_list::ListConfig;
+use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
-use pricing_proto::v1::{self, BatchGetPricesRequest, CallerContext};
-use pricing_record::GoodsId;
+use pricing_proto::v1::{self, BatchGetPricesRequest, CallerContext, GetGoodsPriceRequest};
+use pricing_record::{GoodsId, GoodsRecord};
 use pricing_store::conformance::record;
-use pricing_store::{BreakerSettings, Cluster, SharedRecord, TierId};
+use pricing_store::{BreakerSettings, CacheSettings, Cluster, RecordStore, RecordWriter, SharedRecord, TierId};
+use pricing_store_redis::invalidate::Announcer;
+use pricing_store_redis::{RedisConfig, RedisStore};
+use pricing_store_sql::SqlStore;
+use pricing_store_sql::demo::{self, DemoOptions, well_known};
 use pricing_testkit::net::{Shutdown, eventually};
+use pricing_testkit::redis::RedisServer;
+use pricing_tests::fault_stack::{redis_pair_config, wide_dual, write_control};
 use pricing_tests::real_stack::{RealStack, counter, test_dual_settings};
 use pricing_tests::{app, channel, signed_as};
 use tokio::net::TcpListener;
@@ -304,4 +319,210 @@ async fn replacing_the_control_file_moves_a_pin_within_a_poll_interval_without_a
     assert!(seen.iter().any(|(_, _, r)| r.as_deref() == Ok("stable")), "the pin was stable before");
     drop(server);
     stack.stop().await;
+}
+
+// --- the detail server's variants ---------------------------------------
+
+const DETAIL_CALLER: &str = "detail-web";
+const DETAIL_TOKEN: &str = "detail-web-0123456789abcdef";
+
+/// Far beyond the test: only push invalidation can explain a fresh answer
+/// from a memory cache with this lifetime.
+const LONG: Duration = Duration::from_secs(600);
+
+/// A detail control file: one caller, wide Redis budgets (a spurious
+/// timeout would read MySQL, whose copy these tests do not change), the
+/// variants and rules given.
+fn detail_control(variants: &[(&str, VariantOverrides)], rules: Vec<CanaryRule>) -> ControlConfig {
+    let mut c = ControlConfig::default();
+    c.callers.insert(DETAIL_CALLER.into(), CallerAccount::with_token(DETAIL_TOKEN, 1_000_000, None, 1_000));
+    c.detail.redis = wide_dual().into();
+    c.breakers = BreakerSettings { slow_call: Duration::from_secs(1), ..BreakerSettings::default() };
+    for (name, overrides) in variants {
+        c.canary.variants.insert((*name).into(), overrides.clone());
+    }
+    c.canary.rules = rules;
+    c
+}
+
+/// The detail server through the production `serve` over a fresh demo
+/// database (and a Redis pair when `redis`), governed by a control file.
+struct GovernedDetail {
+    detail: Channel,
+    control_path: PathBuf,
+    /// What the records really are.
+    truth: SqlStore,
+    redis: Vec<RedisServer>,
+    stop: Shutdown,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for GovernedDetail {
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
+}
+
+impl GovernedDetail {
+    async fn start(redis: bool, cache: Option<CacheSettings>, control: &ControlConfig) -> GovernedDetail {
+        let url = pricing_testkit::mysql::fresh_database("canary").await;
+        let truth = SqlStore::connect(&url).await.unwrap();
+        demo::seed(&truth, DemoOptions { goods: 60, ..DemoOptions::default() }).await.unwrap();
+        let redis: Vec<RedisServer> = if redis { vec![RedisServer::start(), RedisServer::start()] } else { vec![] };
+        let dir = tempfile::tempdir().unwrap();
+        let control_path = dir.path().join("control.toml");
+        write_control(&control_path, control);
+        let mut config = DetailConfig::default();
+        config.server.metrics_listen = None;
+        config.server.control_file = Some(control_path.clone());
+        config.server.control_poll_ms = POLL.as_millis() as u64;
+        config.source.database_url = Some(url);
+        config.checkout.quote_secret = "canary-test".into();
+        config.cache = cache;
+        if let [a, b] = redis.as_slice() {
+            config.redis = Some(redis_pair_config(&[a.url(), b.url()], wide_dual()));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Shutdown::new();
+        let task = tokio::spawn(pricing_detail::serve(listener, config, stop.signal()));
+        GovernedDetail { detail: channel(addr).await, control_path, truth, redis, stop, task: Some(task), _dir: dir }
+    }
+
+    fn client(&self) -> DetailPricingClient<Channel> {
+        DetailPricingClient::new(self.detail.clone())
+    }
+
+    /// Writes `record` to both Redis servers, as the projector does (versioned).
+    async fn project(&self, record: &GoodsRecord) {
+        for (i, server) in self.redis.iter().enumerate() {
+            let store = RedisStore::new(RedisConfig::standalone(format!("project-{i}"), server.url())).unwrap();
+            let report = store.put(&[Arc::new(record.clone())]).await.unwrap();
+            assert_eq!(report.written, 1, "redis {i} took version {}", record.version);
+        }
+    }
+
+    /// Stops the server and waits for its clean exit.
+    async fn stop(mut self) {
+        self.stop.stop();
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(WAIT, task).await.expect("server stops").expect("no panic").expect("clean exit");
+    }
+}
+
+/// One detail read: the variant header, the tier, the original price and
+/// the version answered.
+async fn detail_read(detail: &GovernedDetail, pin: &str, id: GoodsId) -> (String, v1::Tier, String, u64) {
+    let request = GetGoodsPriceRequest { goods_id: id, context: Some(app(pin)) };
+    let reply =
+        detail.client().get_goods_price(signed_as(request, DETAIL_CALLER, DETAIL_TOKEN)).await.expect("detail answers");
+    let variant = reply.metadata().get("x-pricing-variant").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let price = reply.into_inner().price.expect("a price");
+    (variant, price.tier(), price.original_price, price.version)
+}
+
+/// A variant reading its own chain (`detail_redis_read`) with a memory
+/// cache living far beyond the test is told of every announced change: the
+/// caller pinned to it sees a new price long before the cache lifetime
+/// ends, also after a control-file change that kept its chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detail_variant_with_its_own_chain_sees_announced_changes_before_its_cache_expires() {
+    let variant = "detail-own-chain";
+    let (pinned, stable) = ("own-chain-pin", "stable-pin");
+    let overrides = VariantOverrides {
+        detail_redis_read: Some(pricing_control::ReadSwitch::OnlyB {}),
+        ..VariantOverrides::default()
+    };
+    let pin_rule = |pins: &[&str]| CanaryRule { pins: pins.iter().map(|p| (*p).into()).collect(), ..rule(variant) };
+    let first = detail_control(&[(variant, overrides.clone())], vec![pin_rule(&[pinned])]);
+    let cache = CacheSettings { ttl: LONG, negative_ttl: LONG, ..CacheSettings::default() };
+    let server = GovernedDetail::start(true, Some(cache), &first).await;
+    // The server's subscription is up on both Redis servers.
+    eventually("the detail server subscribed on both clusters", WAIT, || async {
+        server
+            .redis
+            .iter()
+            .all(|s| {
+                s.command(&["PUBSUB", "NUMSUB", pricing_store_redis::invalidate::DEFAULT_CHANNEL]).ends_with(":1\r\n")
+            })
+            .then_some(())
+    })
+    .await;
+    let announcer = Announcer::new(
+        &[
+            RedisConfig::standalone("announce-a", server.redis[0].url()),
+            RedisConfig::standalone("announce-b", server.redis[1].url()),
+        ],
+        pricing_store_redis::invalidate::DEFAULT_CHANNEL,
+    )
+    .unwrap();
+
+    // The projected record, read by both callers: each from Redis once,
+    // then from its own chain's memory (the variant's cache is not the
+    // stable one: its first read reaches Redis).
+    let id = well_known::PLAIN_GOODS;
+    let truth = server.truth.fetch(&[id]).await.unwrap().pop().expect("the demo holds the goods");
+    server.project(&truth).await;
+    let old = ("25.00".to_owned(), truth.version);
+    for (pin, name) in [(stable, "stable"), (pinned, variant)] {
+        let (answered_by, tier, price, version) = detail_read(&server, pin, id).await;
+        assert_eq!((answered_by.as_str(), tier, (price, version)), (name, v1::Tier::Redis, old.clone()), "{pin}");
+        let (_, tier, price, version) = detail_read(&server, pin, id).await;
+        assert_eq!((tier, (price, version)), (v1::Tier::Memory, old.clone()), "{pin}: cached");
+    }
+
+    // A change written to Redis: without an announcement both chains keep
+    // their copy (for ten minutes); with it, both serve the change.
+    let changed =
+        |version: u64, price: &str| GoodsRecord { version, base_price: price.parse().unwrap(), ..(*truth).clone() };
+    let second = changed(truth.version + 1_000, "31.00");
+    server.project(&second).await;
+    let (_, tier, price, version) = detail_read(&server, pinned, id).await;
+    assert_eq!((tier, (price, version)), (v1::Tier::Memory, old.clone()), "not announced yet: the cached copy");
+    assert_eq!(announcer.announce(&[id]).await, 2, "announced on both clusters");
+    for (pin, name) in [(pinned, variant), (stable, "stable")] {
+        let want = (name.to_owned(), "31.00".to_owned(), second.version);
+        eventually(&format!("{pin} sees the announced change"), WAIT, || {
+            let want = want.clone();
+            let server = &server;
+            async move {
+                let (answered_by, _, price, version) = detail_read(server, pin, id).await;
+                ((answered_by, price, version) == want).then_some(())
+            }
+        })
+        .await;
+    }
+
+    // A control-file change that keeps the variant's chain (its overrides
+    // are the same; a second pin joins it): the chain stays warm, and is
+    // still told of changes.
+    let (_, tier, _, _) = detail_read(&server, pinned, id).await;
+    assert_eq!(tier, v1::Tier::Memory, "cached in the variant's chain before the file changes");
+    let moved = "own-chain-pin-2";
+    write_control(&server.control_path, &detail_control(&[(variant, overrides)], vec![pin_rule(&[pinned, moved])]));
+    eventually("the new file in force", WAIT, || async {
+        (detail_read(&server, moved, id).await.0 == variant).then_some(())
+    })
+    .await;
+    let (answered_by, tier, price, version) = detail_read(&server, pinned, id).await;
+    assert_eq!(
+        (answered_by.as_str(), tier, price.as_str(), version),
+        (variant, v1::Tier::Memory, "31.00", second.version),
+        "the variant's chain was kept (its cache is warm)"
+    );
+    let third = changed(truth.version + 2_000, "37.00");
+    server.project(&third).await;
+    assert_eq!(announcer.announce(&[id]).await, 2, "announced on both clusters");
+    let want = (variant.to_owned(), "37.00".to_owned(), third.version);
+    eventually("the pinned caller sees the change after the file changed", WAIT, || {
+        let want = want.clone();
+        let server = &server;
+        async move {
+            let (answered_by, _, price, version) = detail_read(server, pinned, id).await;
+            ((answered_by, price, version) == want).then_some(())
+        }
+    })
+    .await;
+    server.stop().await;
 }

@@ -41,7 +41,9 @@ pub async fn serve(
     board.set_zone(config.server.zone.clone());
     let sql = Arc::new(pricing_store_sql::source::open(&config.source).await?);
     let sources = build_sources(&config, Arc::clone(&sql), &board)?;
-    // Held until the server stops: the push invalidation of changed goods.
+    // Held until the server stops: the push invalidation of changed goods
+    // (the stable chain, and every canary variant's chain: the service
+    // registers them in the same shared list when it is built below).
     let _subscription = subscribe(&config, &sources.invalidators())?;
     let served = serve_with_sources(listener, config, sources, board, shutdown).await;
     // After the drain: close the pool (on SQLite this checkpoints the log

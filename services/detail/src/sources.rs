@@ -136,9 +136,11 @@ impl Sources {
     }
 
     /// The caches push invalidation empties of changed goods: the chain's
-    /// memory cache (when `[cache]` configures one). A cache of computed
-    /// prices registers here too (`invalidators().add(cache)`: the list is
-    /// shared, so it may be added after the subscription started).
+    /// memory cache (when `[cache]` configures one) and the canary variants'
+    /// own chains ([`crate::variants::RedisViews::new`] registers them). A
+    /// cache of computed prices registers here too
+    /// (`invalidators().add(cache)`: the list is shared, so it may be added
+    /// after the subscription started).
     pub fn invalidators(&self) -> pricing_store::Invalidators {
         self.invalidators.clone()
     }
@@ -150,7 +152,9 @@ impl Sources {
 
     /// A detail chain like the stable one whose Redis tier reads through
     /// `redis` (a canary variant's view of the pair: same clusters, its own
-    /// read mode), with a cache of its own when the stable chain has one.
+    /// read mode), with a cache of its own when the stable chain has one
+    /// (push invalidation reaches it through the caller's registration:
+    /// [`crate::variants::RedisViews`]).
     pub fn chain_over(&self, redis: Arc<pricing_store::DualStore>) -> Result<TieredReader, ChainError> {
         let mut tiers = Vec::with_capacity(2);
         let mut tier = pricing_store::Tier::new(TierId::Redis, redis as _);

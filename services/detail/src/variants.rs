@@ -8,6 +8,21 @@
 //! call after an accepted change rebuilds the map, keeping a variant's chain
 //! (and its live cell, updated) when it already had one.
 //!
+//! Push invalidation reaches every variant's chain: [`RedisViews::new`]
+//! registers the chains with the server's
+//! [`Invalidators`](pricing_store::Invalidators) (`Sources::invalidators`,
+//! the list the subscription drops announced goods from), as the stable
+//! chain is. An invalidation tells the chains of the map in force when it
+//! runs. A rebuild racing it cannot hide a change: a kept chain is the same
+//! `TieredReader` (the same cache) in the old map and the new one, so it is
+//! told whichever map the invalidation loaded; a chain the rebuild creates
+//! starts empty and answers no call before its map is stored, so when the
+//! invalidation loaded the old map (and missed it), every read of the new
+//! chain starts after the announcement arrived, hence after the projector
+//! wrote the change to Redis, and fetches the new version. A read in flight
+//! on a chain that is told does not put its older answer back (the cache's
+//! generation check).
+//!
 //! A detail server without a Redis pair cannot apply `detail_redis_read`:
 //! [`RedisViews::capability`] is registered with the switch board, which
 //! then refuses such a file and keeps the last good one.
@@ -17,6 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use pricing_control::{Capability, ControlConfig, ControlError, PairSwitch, Switchboard};
+use pricing_record::GoodsId;
 use pricing_store::{DualSettings, Live, TieredReader, live};
 
 use crate::sources::Sources;
@@ -26,25 +42,53 @@ struct Views {
     by_name: HashMap<String, (Live<DualSettings>, TieredReader)>,
 }
 
+/// The variant chains in force, as push invalidation reaches them. Apart
+/// from [`RedisViews`] (which holds the [`Sources`]) so that the sources'
+/// invalidation list can hold it without a reference cycle.
+struct Chains {
+    current: ArcSwap<Views>,
+}
+
+/// Push invalidation reaches every variant's own chain (the stable chain
+/// is registered by [`Sources::new`]).
+#[async_trait::async_trait]
+impl pricing_store::Invalidate for Chains {
+    async fn invalidate(&self, ids: &[GoodsId]) {
+        let views = self.current.load_full();
+        for (_, chain) in views.by_name.values() {
+            chain.invalidate(ids).await;
+        }
+    }
+
+    async fn invalidate_all(&self) {
+        let views = self.current.load_full();
+        for (_, chain) in views.by_name.values() {
+            chain.invalidate_all().await;
+        }
+    }
+}
+
 /// The variant chains of one detail server.
 pub struct RedisViews {
     board: Switchboard,
     sources: Arc<Sources>,
-    current: ArcSwap<Views>,
+    chains: Arc<Chains>,
     rebuild: Mutex<()>,
 }
 
 impl RedisViews {
+    /// The variant chains over `sources`, registered with its
+    /// invalidators (`Sources::invalidators`): every announcement the
+    /// server's subscription receives reaches them.
     pub fn new(board: &Switchboard, sources: Arc<Sources>) -> RedisViews {
-        let views = RedisViews {
-            board: board.clone(),
-            sources,
+        let chains = Arc::new(Chains {
             current: ArcSwap::from_pointee(Views {
                 source: Arc::new(ControlConfig::default()),
                 by_name: HashMap::new(),
             }),
-            rebuild: Mutex::new(()),
-        };
+        });
+        sources.invalidators().add(Arc::clone(&chains) as _);
+        let views = RedisViews { board: board.clone(), sources, chains, rebuild: Mutex::new(()) };
         views.refresh(board.snapshot());
         views
     }
@@ -66,7 +110,7 @@ impl RedisViews {
     /// The chain of a variant that sets `detail_redis_read`; `None`: the stable chain.
     pub fn chain(&self, variant: &str) -> Option<TieredReader> {
         let config = self.board.load_config();
-        let views = self.current.load();
+        let views = self.chains.current.load();
         if Arc::ptr_eq(&views.source, &config) {
             if views.by_name.is_empty() {
                 return None;
@@ -79,7 +123,7 @@ impl RedisViews {
 
     fn refresh(&self, config: Arc<ControlConfig>) -> Arc<Views> {
         let _one = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.current.load_full();
+        let old = self.chains.current.load_full();
         if Arc::ptr_eq(&old.source, &config) {
             return old;
         }
@@ -111,7 +155,9 @@ impl RedisViews {
             }
         }
         let fresh = Arc::new(Views { source: config, by_name });
-        self.current.store(Arc::clone(&fresh));
+        // The chains built above have served nothing yet: they are empty
+        // until this store makes them reachable (see the module doc).
+        self.chains.current.store(Arc::clone(&fresh));
         fresh
     }
 }
