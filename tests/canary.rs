@@ -8,7 +8,9 @@
 //! catalogue, two redis-server processes, and the detail server through the
 //! production `pricing_detail::serve` with a watched control file (its push
 //! invalidation subscribed on both Redis servers): a variant's own chain
-//! (`detail_redis_read`) is told of changes the projector announces.
+//! (`detail_redis_read`) is told of changes the projector announces, and a
+//! variant's `checkout_remainder_rule` places the rounding fen of a cart
+//! promotion by its own rule.
 //!
 //! What each store did is read at the store (Redis `INFO commandstats`, the
 //! HBase server's call counters). Every call's status is counted; every wait
@@ -25,7 +27,9 @@ use pricing_detail::DetailConfig;
 use pricing_list::ListConfig;
 use pricing_proto::v1::detail_pricing_client::DetailPricingClient;
 use pricing_proto::v1::list_pricing_client::ListPricingClient;
-use pricing_proto::v1::{self, BatchGetPricesRequest, CallerContext, GetGoodsPriceRequest};
+use pricing_proto::v1::{
+    self, BatchGetPricesRequest, CallerContext, GetGoodsPriceRequest, PreviewOrderRequest, PriceOrderRequest,
+};
 use pricing_record::{GoodsId, GoodsRecord};
 use pricing_store::conformance::record;
 use pricing_store::{BreakerSettings, CacheSettings, Cluster, RecordStore, RecordWriter, SharedRecord, TierId};
@@ -37,7 +41,8 @@ use pricing_testkit::net::{Shutdown, eventually};
 use pricing_testkit::redis::RedisServer;
 use pricing_tests::fault_stack::{redis_pair_config, wide_dual, write_control};
 use pricing_tests::real_stack::{RealStack, counter, test_dual_settings};
-use pricing_tests::{app, channel, signed_as};
+use pricing_tests::{app, channel, dec, lines, signed_as};
+use rust_decimal::Decimal;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
@@ -525,4 +530,80 @@ async fn a_detail_variant_with_its_own_chain_sees_announced_changes_before_its_c
     })
     .await;
     server.stop().await;
+}
+
+/// A variant's `checkout_remainder_rule` places the rounding of a cart
+/// promotion by its own rule (PreviewOrder and PriceOrder) while other
+/// callers get the server's `[checkout] remainder_rule` (largest_line).
+#[tokio::test]
+async fn a_detail_variant_allocates_the_remainder_by_its_own_rule() {
+    let variant = "hamilton";
+    let pinned = "remainder-pin";
+    let overrides = VariantOverrides {
+        checkout_remainder_rule: Some(pricing_control::RemainderRuleSwitch::LargestRemainder),
+        ..VariantOverrides::default()
+    };
+    let control =
+        detail_control(&[(variant, overrides)], vec![CanaryRule { pins: vec![pinned.into()], ..rule(variant) }]);
+    let server = GovernedDetail::start(false, None, &control).await;
+
+    // Store 2's cart goods: 2 x 30.00 + 3 x 40.00 + 1 x 50.00 = 230.00, so
+    // its promotion's second tier (spend 199 get 25 off) applies. Exact
+    // shares 6.5217.., 13.0434.., 5.4347..: rounded half-up they sum to
+    // 24.99 and largest_line gives the fen to the largest line (120.00);
+    // largest_remainder floors them and gives it to the largest fraction
+    // (.47, the 50.00 line).
+    let [a, b, c] = well_known::CART_GOODS;
+    let cart = lines(&[(a, 2), (b, 3), (c, 1)]);
+    let cases = [("someone-else", "stable", ["6.52", "13.05", "5.43"]), (pinned, variant, ["6.52", "13.04", "5.44"])];
+    for (pin, name, shares) in cases {
+        let preview = PreviewOrderRequest { context: Some(app(pin)), lines: cart.clone(), coupon_ids: vec![] };
+        let reply =
+            server.client().preview_order(signed_as(preview, DETAIL_CALLER, DETAIL_TOKEN)).await.expect("preview");
+        assert_eq!(reply.metadata().get("x-pricing-variant").unwrap(), name, "{pin}");
+        let preview = reply.into_inner();
+        assert_allocated(&preview, shares, pin);
+
+        // The order, priced against the preview's quote: the same rule, so
+        // nothing moved.
+        let order = PriceOrderRequest {
+            context: Some(app(pin)),
+            lines: cart.clone(),
+            coupon_ids: vec![],
+            preview_quote_id: preview.quote_id.clone(),
+            expected_payable_total: preview.payable_total.clone(),
+        };
+        let reply = server.client().price_order(signed_as(order, DETAIL_CALLER, DETAIL_TOKEN)).await.expect("order");
+        assert_eq!(reply.metadata().get("x-pricing-variant").unwrap(), name, "{pin}");
+        let order = reply.into_inner();
+        assert_allocated(&order, shares, pin);
+        assert!(order.lines.iter().all(|l| !l.price_changed) && !order.payable_changed, "{pin}: {order:?}");
+    }
+    server.stop().await;
+}
+
+/// The cart promotion's shares per line are `shares`, and they, the line
+/// payables and the totals add up to the fen.
+fn assert_allocated(pricing: &v1::OrderPricing, shares: [&str; 3], pin: &str) {
+    let allocated: Vec<&str> = pricing
+        .lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l.allocations.len(), 1, "{pin}: one promotion per line: {l:?}");
+            assert_eq!(l.allocations[0].promotion_id, well_known::STORE_PROMOTION, "{pin}");
+            l.allocations[0].amount.as_str()
+        })
+        .collect();
+    assert_eq!(allocated, shares, "{pin}");
+    assert_eq!(total(allocated.iter().copied()), dec("25.00"), "{pin}: the shares sum to the discount");
+    assert_eq!(pricing.discount_total, "25.00", "{pin}");
+    assert_eq!(pricing.payable_total, "205.00", "{pin}");
+    assert_eq!(total(pricing.lines.iter().map(|l| l.payable.as_str())), dec("205.00"), "{pin}: payables");
+    for line in &pricing.lines {
+        assert_eq!(dec(&line.amount) - dec(&line.allocations[0].amount), dec(&line.payable), "{pin}: {line:?}");
+    }
+}
+
+fn total<'a>(amounts: impl Iterator<Item = &'a str>) -> Decimal {
+    amounts.map(dec).sum()
 }
