@@ -31,22 +31,15 @@ rounds=${ROUNDS:-2}
 mkdir -p "$out/base" "$out/head"
 summary=$out/summary.txt
 : >"$summary"
-say() { echo "$*" | tee -a "$summary" >&2; }
+# say, free_port, wait_port, stop_pid, cleanup
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 work=$(mktemp -d /tmp/pricing-bench-ab.XXXXXX)
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    git -C "$root" worktree remove --force "$work/base-src" 2>/dev/null || true
-    rm -rf "$work"
-}
+# Before common.sh's cleanup stops the pids and removes $work.
+cleanup_first() { git -C "$root" worktree remove --force "$work/base-src" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-
-# shellcheck source=common.sh
-. "$here/common.sh"
 
 base_commit=$(git -C "$root" rev-parse --short "$base_rev")
 head_commit=$(git -C "$root" rev-parse --short HEAD)

@@ -1,21 +1,47 @@
 # Shell helpers shared by the benchmark scripts that source it
-# (ab.sh, list-instructions.sh, freshness.sh). Not a script of its own.
+# (ab.sh, list-instructions.sh, list-read-path.sh, freshness.sh,
+# detail/run.sh, protection/run.sh, drill/run.sh). Not a script of its own.
+
+# Progress and figures: to stderr and appended to $summary (each script sets
+# summary first); stdout stays free for the values a function returns.
+say() { echo "$*" | tee -a "$summary" >&2; }
 
 # A port nothing listens on now (the kernel's pick).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Waits until something listens on PORT; fails when PID exits first or after 120 s.
-wait_port() { # port pid
+# Waits until something listens on PORT; fails when PID (if given) exits
+# first, or after 120 s.
+wait_port() { # port [pid]
     for _ in $(seq 1 1200); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "bench: process $2 exited before listening on $1" >&2; exit 1; }
+        if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+            echo "bench: process $2 exited before listening on $1" >&2
+            exit 1
+        fi
         sleep 0.1
     done
     echo "bench: nothing listens on port $1" >&2
     exit 1
 }
 
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# Stops PID (one this script started): TERM, up to 10 s to exit, then KILL.
+stop_pid() {
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# The EXIT trap of the scripts that start processes (`trap cleanup EXIT INT
+# TERM`): stops every pid of the array `pids` in start order, then removes
+# the temp dir `$work` when set. A script with more to undo defines
+# `cleanup_first`, which runs before.
+cleanup() {
+    if declare -F cleanup_first >/dev/null; then cleanup_first; fi
+    local pid
+    for pid in ${pids[@]+"${pids[@]}"}; do stop_pid "$pid"; done
+    if [ -n "${work:-}" ]; then rm -rf "$work"; fi
+}
 
 # The list server with every id of a batch in memory: tiers ["sql"] on the
 # embedded demo database at DB (created and seeded on first start), 1 h ttl.

@@ -56,27 +56,17 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$root" && cargo build --release --locked -p pricing-store-hbase --features testsuite --bin hbase-thrift-test-server)
 fi
 
+# say, free_port, wait_port, stop_pid, cleanup (stops $pids, removes $work)
+# shellcheck source=common.sh
+. "$here/common.sh"
+
 mkdir -p "$out"
 summary=$out/summary.txt
 : >"$summary"
-say() { echo "$*" | tee -a "$summary" >&2; }
 
 work=$(mktemp -d /tmp/pricing-bench-freshness.XXXXXX)
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
-
-# free_port, wait_port
-# shellcheck source=common.sh
-. "$here/common.sh"
 
 say "# freshness under a read load, $(date -u +%FT%TZ), $(nproc) cores, $profile build, commit $(git -C "$root" rev-parse --short HEAD)"
 say "load before: $(uptime)"

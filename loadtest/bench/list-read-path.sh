@@ -26,7 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=common.sh
-. "$here/common.sh" # callgrind_per_call; wait_port and stop_pid are redefined below
+. "$here/common.sh" # say, wait_port, stop_pid, cleanup (stops $pids), callgrind_per_call
 target=${CARGO_TARGET_DIR:-$root/target}
 instr_calls=${INSTR_CALLS:-5000}
 # The shared tools sit beside the repository: ../shared from its root.
@@ -48,30 +48,9 @@ ceiling_path=/ceiling.v1.Ceiling/Get
 mkdir -p "$out"
 summary=$out/summary.txt
 : >"$summary"
-say() { echo "$*" | tee -a "$summary"; }
 
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-
-stop_pid() {
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-
-wait_port() {
-    for _ in $(seq 1 300); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    exit 1
-}
+trap cleanup EXIT INT TERM
 
 # One gRPC call with curl (h2load sees HTTP status only; this checks grpc-status).
 grpc_call() { # port path response-file
@@ -135,7 +114,7 @@ EOF
 "$list_bin" --config "$out/list-memory.toml" >"$out/list-memory.log" 2>&1 &
 list_pid=$!
 pids+=("$list_pid")
-wait_port "$list_port"
+wait_port "$list_port" "$list_pid"
 grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
 grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
 reply_bytes=$(($(stat -c %s "$out/list-reply.bin") - 5))
@@ -149,7 +128,7 @@ print(next(p for p in range(m, 0, -1) if 1 + varint_len(p) + p == m))")
 "$ceiling_bin" "127.0.0.1:$ceiling_port" "$payload" 2 >"$out/ceiling.log" 2>&1 &
 ceiling_pid=$!
 pids+=("$ceiling_pid")
-wait_port "$ceiling_port"
+wait_port "$ceiling_port" "$ceiling_pid"
 grpc_call "$ceiling_port" "$ceiling_path" "$out/ceiling-reply.bin"
 say "ceiling reply: $(($(stat -c %s "$out/ceiling-reply.bin") - 5)) bytes (payload $payload)"
 
@@ -204,7 +183,7 @@ for port in "$redis_a" "$redis_b"; do
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$out/redis-$port" \
         >"$out/redis-$port.log" 2>&1 &
     pids+=("$!")
-    wait_port "$port"
+    wait_port "$port" "$!"
     redis-cli -p "$port" FLUSHALL >/dev/null
 done
 
@@ -235,7 +214,7 @@ redis_config '["redis", "sql"]' >"$out/list-redis-fill.toml"
 "$list_bin" --config "$out/list-redis-fill.toml" >"$out/list-redis-fill.log" 2>&1 &
 fill_pid=$!
 pids+=("$fill_pid")
-wait_port "$list_port"
+wait_port "$list_port" "$fill_pid"
 grpc_call "$list_port" "$list_path" "$out/list-reply-fill.bin"
 for _ in $(seq 1 100); do
     [[ $(redis-cli -p "$redis_a" DBSIZE) == "$batch" && $(redis-cli -p "$redis_b" DBSIZE) == "$batch" ]] && break
@@ -248,7 +227,7 @@ redis_config '["redis"]' >"$out/list-redis.toml"
 "$list_bin" --config "$out/list-redis.toml" >"$out/list-redis.log" 2>&1 &
 list_pid=$!
 pids+=("$list_pid")
-wait_port "$list_port"
+wait_port "$list_port" "$list_pid"
 grpc_call "$list_port" "$list_path" "$out/list-reply-redis.bin"
 [[ $(($(stat -c %s "$out/list-reply-redis.bin") - 5)) -le $((reply_bytes + batch * 2)) ]] ||
     { echo "redis reply differs in size from the memory reply" >&2; exit 1; }

@@ -52,42 +52,26 @@ if [ -z "${SKIP_BUILD:-}" ]; then
         --bin hbase-thrift-test-server)
 fi
 
+# say, free_port, wait_port, stop_pid, cleanup (stops $pids, removes $work)
+# shellcheck source=../common.sh
+. "$here/../common.sh"
+
 mkdir -p "$out"
 summary=$out/summary.txt
 : >"$summary"
-say() { echo "$*" | tee -a "$summary" >&2; }
 
 work=$(mktemp -d /tmp/pricing-bench-drill.XXXXXX)
 pids=()
-stop() { # pid: TERM, wait up to 10 s, then KILL
-    kill "$1" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-cleanup() {
-    # The drill restarts redis-a detached (setsid): find it by its port.
+# Before common.sh's cleanup stops the pids and removes $work: the drill
+# restarts redis-a detached (setsid), so it is found by its port.
+cleanup_first() {
     if [ -n "${redis_a_port:-}" ]; then
         local p
         p=$(ss -Hltnp "sport = :$redis_a_port" 2>/dev/null | grep -oE 'pid=[0-9]+' | head -n1 | cut -d= -f2 || true)
-        if [ -n "$p" ] && [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == redis-server* ]]; then stop "$p"; fi
+        if [ -n "$p" ] && [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == redis-server* ]]; then stop_pid "$p"; fi
     fi
-    for pid in "${pids[@]}"; do stop "$pid"; done
-    rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() { # port, pid of the process that should open it
-    for _ in $(seq 1 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "run.sh: process $2 exited before listening on $1" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "run.sh: nothing listens on port $1" >&2
-    exit 1
-}
 
 metric() { # metrics port, name, label filter (a grep pattern): summed
     curl -s "http://127.0.0.1:$1/metrics" | awk -v name="$2" -v want="${3:-.}" '

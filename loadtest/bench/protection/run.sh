@@ -48,35 +48,17 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$root" && cargo build --release --locked -p pricing-list -p pricing-loadtest)
 fi
 
+# say, free_port, wait_port, stop_pid, cleanup (stops $pids, removes $work)
+# shellcheck source=../common.sh
+. "$here/../common.sh"
+
 mkdir -p "$out"
 summary=$out/summary.txt
 : >"$summary"
-say() { echo "$*" | tee -a "$summary" >&2; }
 
 work=$(mktemp -d /tmp/pricing-bench-protection.XXXXXX)
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
 trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() { # port, pid of the process that should open it
-    for _ in $(seq 1 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "run.sh: process $2 exited before listening on $1" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "run.sh: nothing listens on port $1" >&2
-    exit 1
-}
 
 metric() { # name and label filter (a grep pattern), summed
     curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v name="$1" -v want="${2:-.}" '
