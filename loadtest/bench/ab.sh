@@ -19,13 +19,15 @@
 #
 # Environment: OUT (default target/bench-ab), DURATION seconds per run
 # (default 10), ROUNDS (default 2), SKIP_BUILD=1 to reuse $OUT/{base,head}.
-# Results: $OUT/summary.txt. Not part of the test command.
+# Builds into $CARGO_TARGET_DIR when set, else target/. Results:
+# $OUT/summary.txt. Not part of the test command.
 set -euo pipefail
 
 base_rev=${1:?usage: ab.sh BASE_REV}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${OUT:-$root/target/bench-ab}
+target_dir=${CARGO_TARGET_DIR:-$root/target} # both builds go here, so shared dependencies build once
 duration=${DURATION:-10}
 rounds=${ROUNDS:-2}
 mkdir -p "$out/base" "$out/head"
@@ -49,11 +51,11 @@ say "load before: $(uptime)"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     git -C "$root" worktree add --detach "$work/base-src" "$base_rev" >&2
-    CARGO_TARGET_DIR=$root/target cargo build --release --locked \
+    CARGO_TARGET_DIR=$target_dir cargo build --release --locked \
         --manifest-path "$work/base-src/Cargo.toml" -p pricing-list -p pricing-detail
-    cp "$root/target/release/pricing-list" "$root/target/release/pricing-detail" "$out/base/"
+    cp "$target_dir/release/pricing-list" "$target_dir/release/pricing-detail" "$out/base/"
     (cd "$root" && cargo build --release --locked -p pricing-list -p pricing-detail)
-    cp "$root/target/release/pricing-list" "$root/target/release/pricing-detail" "$out/head/"
+    cp "$target_dir/release/pricing-list" "$target_dir/release/pricing-detail" "$out/head/"
 fi
 
 python3 "$here/grpc_body.py" 101 20 >"$work/batch.bin"

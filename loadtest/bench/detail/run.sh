@@ -8,7 +8,8 @@
 # What it does, every step on 127.0.0.1 with free ports and temp dirs:
 #   1. builds the release binaries (pricing-detail, pricing-load) and the
 #      helper detail-bench-prep (prep/, its own workspace, built with the
-#      project's Cargo.lock into the project's target folder);
+#      project's Cargo.lock into the same target folder: $CARGO_TARGET_DIR
+#      when set, else target/);
 #   2. starts a throwaway mariadbd (as tests/run.sh does), creates the
 #      database `pricing` and seeds the demo catalogue into it
 #      (`detail-bench-prep seed`: migrations, then pricing_store_sql::demo::seed);
@@ -46,7 +47,8 @@ out=${OUT:-$root/target/bench-detail}
 duration=${DURATION:-15}
 concurrency=${CONCURRENCY:-16 32 64}
 goods=${GOODS:-10000}
-bin=$root/target/release
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+bin=$target_dir/release
 
 for tool in mariadbd redis-server redis-cli curl python3; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
@@ -59,7 +61,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$root" && cargo build --release --locked -p pricing-detail -p pricing-loadtest)
     # Same dependency versions as the project: start from its lock file.
     cp "$root/Cargo.lock" "$here/prep/Cargo.lock"
-    cargo build --release --manifest-path "$here/prep/Cargo.toml" --target-dir "$root/target"
+    cargo build --release --manifest-path "$here/prep/Cargo.toml" --target-dir "$target_dir"
 fi
 prep=$bin/detail-bench-prep
 load=$bin/pricing-load

@@ -25,7 +25,8 @@
 #
 # Environment: OUT (default target/bench-drill), DURATION (default 30),
 # KILL_AT (default 10), RESTART_AT (default 20), SKIP_BUILD=1 to use the
-# binaries already built. Results: $OUT/summary.txt and $OUT/load/
+# binaries already built (in $CARGO_TARGET_DIR when set, else target/; the
+# build honours it too). Results: $OUT/summary.txt and $OUT/load/
 # (report.json with windows and timeline, summary.txt, SVG plots).
 # Not part of the test command. Stops only the processes it started
 # (the restarted redis-a included, found by its port and checked to be a
@@ -38,7 +39,8 @@ out=${OUT:-$root/target/bench-drill}
 duration=${DURATION:-30}
 kill_at=${KILL_AT:-10}
 restart_at=${RESTART_AT:-20}
-bin=$root/target/release
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+bin=$target_dir/release
 
 for tool in redis-server redis-cli curl python3 ss; do
     command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: '$tool' is missing" >&2; exit 2; }

@@ -24,7 +24,8 @@
 #
 # Environment: OUT (default target/bench-protection), LIMIT (global calls/s,
 # default 1000), BURST (default 20), DURATION seconds per run (default 20),
-# ROUNDS (default 3), SKIP_BUILD=1 to use the binaries already built.
+# ROUNDS (default 3), SKIP_BUILD=1 to use the binaries already built (in
+# $CARGO_TARGET_DIR when set, else target/; the build honours it too).
 # Results: $OUT/summary.txt, and per run $OUT/<run>/ (report.json with
 # latencyByCode, summary.txt, SVG plots). Not part of the test command.
 # Stops only the processes it started.
@@ -39,7 +40,8 @@ base=${BASE:-$((limit / 2))}
 over=$((limit * 2))
 duration=${DURATION:-20}
 rounds=${ROUNDS:-3}
-bin=$root/target/release
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+bin=$target_dir/release
 
 for tool in curl python3; do
     command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: '$tool' is missing" >&2; exit 2; }
