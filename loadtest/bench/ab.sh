@@ -61,18 +61,10 @@ fi
 python3 "$here/grpc_body.py" 101 20 >"$work/batch.bin"
 python3 "$here/grpc_body.py" --one 101 >"$work/one.bin"
 
-grpc_ok() { # port path body
-    curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
-        --data-binary @"$3" -D "$work/headers" -o /dev/null "http://127.0.0.1:$1$2"
-    grep -qi '^grpc-status: *0' "$work/headers" || { echo "ab.sh: call to $2 failed:" >&2; cat "$work/headers" >&2; exit 1; }
-}
+grpc_ok() { grpc_call "$1" "$2" "$3" "$work/reply"; } # port path body
 
-h2_peak() { # name port path body -> req/s
-    h2load -D "$duration" --warm-up-time 2 -c 16 -m 16 -t 1 \
-        -H 'content-type: application/grpc' -H 'te: trailers' -d "$4" \
-        "http://127.0.0.1:$2$3" >"$out/$1.txt"
-    grep -q ' 0 failed, 0 errored, 0 timeout' "$out/$1.txt" || { cat "$out/$1.txt" >&2; exit 1; }
-    awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/$1.txt"
+ab_peak() { # name port path body -> req/s (common.sh: h2_peak)
+    h2_peak "$out/$1.txt" "$duration" "$4" "http://127.0.0.1:$2$3"
 }
 
 # ---- the list server: every id in memory ----------------------------------------
@@ -87,7 +79,7 @@ list_run() { # build round
     wait_port "$port" "$pid"
     grpc_ok "$port" "$LIST_PATH" "$work/batch.bin"
     grpc_ok "$port" "$LIST_PATH" "$work/batch.bin"
-    last=$(h2_peak "list-$1-$2" "$port" "$LIST_PATH" "$work/batch.bin")
+    last=$(ab_peak "list-$1-$2" "$port" "$LIST_PATH" "$work/batch.bin")
     stop_pid "$pid"
 }
 
@@ -132,7 +124,7 @@ EOF
         grpc_ok "$port" /pricing.v1.DetailPricing/GetGoodsPrice "$work/one.bin"
         sleep 0.1
     done
-    last=$(h2_peak "detail-$1-$2" "$port" /pricing.v1.DetailPricing/GetGoodsPrice "$work/one.bin")
+    last=$(ab_peak "detail-$1-$2" "$port" /pricing.v1.DetailPricing/GetGoodsPrice "$work/one.bin")
     stop_pid "$pid"
 }
 

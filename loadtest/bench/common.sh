@@ -43,6 +43,53 @@ cleanup() {
     if [ -n "${work:-}" ]; then rm -rf "$work"; fi
 }
 
+# One gRPC call with curl over HTTP/2 (h2load sees HTTP status only; this
+# checks grpc-status in the trailers): fails unless it is 0. The framed reply
+# goes to REPLY, the response headers and trailers to REPLY.headers.
+grpc_call() { # port path body reply
+    curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
+        --data-binary @"$3" -D "$4.headers" -o "$4" "http://127.0.0.1:$1$2"
+    grep -qi '^grpc-status: *0' "$4.headers" || { echo "bench: call to $2 failed:" >&2; cat "$4.headers" >&2; exit 1; }
+}
+
+# The ceiling's payload size that makes its reply (`bytes payload = 1`: tag,
+# length varint, payload) exactly REPLY_BYTES of protobuf.
+ceiling_payload() { # reply-bytes
+    python3 -c "
+m = $1
+varint_len = lambda n: max(1, (n.bit_length() + 6) // 7)
+print(next(p for p in range(m, 0, -1) if 1 + varint_len(p) + p == m))"
+}
+
+# The peak command of the h2load benchmarks: closed loop, 16 connections of
+# 16 streams on one thread, 2 s warm-up, then SECONDS timed.
+h2_peak_flags=(-c 16 -m 16 -t 1 -H 'content-type: application/grpc' -H 'te: trailers')
+
+# h2load at full speed (h2_peak_flags) against URL with BODY; its output goes
+# to TXT, and it prints the requests/s. Fails unless every request got an
+# HTTP answer (h2load counts HTTP status only, not gRPC codes). Run under
+# the command in the array h2load_pin when it is set (e.g. taskset -c 1).
+h2_peak() { # txt seconds body url
+    ${h2load_pin[@]+"${h2load_pin[@]}"} h2load -D "$2" --warm-up-time 2 "${h2_peak_flags[@]}" -d "$3" "$4" >"$1"
+    grep -q ' 0 failed, 0 errored, 0 timeout' "$1" || { cat "$1" >&2; exit 1; }
+    awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$1"
+}
+
+# The gRPC codes the server with metrics at PORT counted for METHOD
+# (pricing_grpc_requests_total, every variant), one "CODE=count" a line.
+grpc_codes() { # metrics-port method
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v m="method=\"$2\"" '
+        /^pricing_grpc_requests_total[{]/ && index($0, m) {
+            match($0, /code="[^"]*"/); c[substr($0, RSTART + 6, RLENGTH - 7)] += $NF }
+        END { for (k in c) printf "%s=%d\n", k, c[k] }' | sort
+}
+
+# What moved between two grpc_codes outputs (files): "OK +N Cancelled +M".
+codes_delta() { # before after
+    awk -F= 'NR == FNR { a[$1] = $2; next } $2 != a[$1] { printf "%s%s +%d", sep, $1, $2 - a[$1]; sep = " " }
+        END { if (!sep) printf "(none)" }' "$1" "$2"
+}
+
 # The list server with every id of a batch in memory: tiers ["sql"] on the
 # embedded demo database at DB (created and seeded on first start), 1 h ttl.
 list_memory_config() { # port metrics-port db-path

@@ -52,25 +52,15 @@ summary=$out/summary.txt
 pids=()
 trap cleanup EXIT INT TERM
 
-# One gRPC call with curl (h2load sees HTTP status only; this checks grpc-status).
-grpc_call() { # port path response-file
-    curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
-        --data-binary @"$out/request.bin" -D "$3.headers" -o "$3" "http://127.0.0.1:$1$2"
-    grep -qi '^grpc-status: *0' "$3.headers" || { echo "call to $2 failed:" >&2; cat "$3.headers" >&2; exit 1; }
-}
-
 metric() { # name and label filter (a grep pattern), summed
     curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v name="$1" -v want="${2:-.}" '
         ($1 ~ "^" name "([{]|$)") && ($0 ~ want) {s += $NF} END {printf "%d", s}'
 }
 
-# h2load at full speed; prints requests/s.
-h2_peak() { # name port path
-    h2load -D "$duration" --warm-up-time 2 -c "$clients" -m "$streams" -t 1 \
-        -H 'content-type: application/grpc' -H 'te: trailers' -d "$out/request.bin" \
-        "http://127.0.0.1:$2$3" >"$out/$1.txt"
-    grep -q ' 0 failed, 0 errored, 0 timeout' "$out/$1.txt" || { cat "$out/$1.txt" >&2; exit 1; }
-    awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/$1.txt"
+# common.sh's h2_peak with this script's CLIENTS and STREAMS; prints requests/s.
+h2_peak_flags=(-c "$clients" -m "$streams" -t 1 -H 'content-type: application/grpc' -H 'te: trailers')
+list_peak_run() { # name port path
+    h2_peak "$out/$1.txt" "$duration" "$out/request.bin" "http://127.0.0.1:$2$3"
 }
 
 percentiles() { # h2load log file -> "p50 p99 p99.9" in ms
@@ -115,29 +105,26 @@ EOF
 list_pid=$!
 pids+=("$list_pid")
 wait_port "$list_port" "$list_pid"
-grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
-grpc_call "$list_port" "$list_path" "$out/list-reply.bin"
+grpc_call "$list_port" "$list_path" "$out/request.bin" "$out/list-reply.bin"
+grpc_call "$list_port" "$list_path" "$out/request.bin" "$out/list-reply.bin"
 reply_bytes=$(($(stat -c %s "$out/list-reply.bin") - 5))
 say "list reply: $reply_bytes bytes of protobuf; after warm-up, goods from the cache: $(metric pricing_chain_hits_total 'tier="memory"'), from the price memo: $(metric pricing_list_memo_hits_total)"
 
 # The ceiling's reply is `bytes payload = 1`: tag, length varint, payload.
-payload=$(python3 -c "
-m = $reply_bytes
-varint_len = lambda n: max(1, (n.bit_length() + 6) // 7)
-print(next(p for p in range(m, 0, -1) if 1 + varint_len(p) + p == m))")
+payload=$(ceiling_payload "$reply_bytes")
 "$ceiling_bin" "127.0.0.1:$ceiling_port" "$payload" 2 >"$out/ceiling.log" 2>&1 &
 ceiling_pid=$!
 pids+=("$ceiling_pid")
 wait_port "$ceiling_port" "$ceiling_pid"
-grpc_call "$ceiling_port" "$ceiling_path" "$out/ceiling-reply.bin"
+grpc_call "$ceiling_port" "$ceiling_path" "$out/request.bin" "$out/ceiling-reply.bin"
 say "ceiling reply: $(($(stat -c %s "$out/ceiling-reply.bin") - 5)) bytes (payload $payload)"
 
 h2="h2load -D $duration --warm-up-time 2 -c $clients -m $streams -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d request.bin"
 say "peak: $h2 http://127.0.0.1:PORT/PATH"
-ceiling1=$(h2_peak ceiling-1 "$ceiling_port" "$ceiling_path")
-list1=$(h2_peak list-memory-1 "$list_port" "$list_path")
-ceiling2=$(h2_peak ceiling-2 "$ceiling_port" "$ceiling_path")
-list2=$(h2_peak list-memory-2 "$list_port" "$list_path")
+ceiling1=$(list_peak_run ceiling-1 "$ceiling_port" "$ceiling_path")
+list1=$(list_peak_run list-memory-1 "$list_port" "$list_path")
+ceiling2=$(list_peak_run ceiling-2 "$ceiling_port" "$ceiling_path")
+list2=$(list_peak_run list-memory-2 "$list_port" "$list_path")
 stop_pid "$ceiling_pid"
 say "ceiling req/s: $ceiling1, $ceiling2"
 say "list (memory) req/s: $list1, $list2"
@@ -215,7 +202,7 @@ redis_config '["redis", "sql"]' >"$out/list-redis-fill.toml"
 fill_pid=$!
 pids+=("$fill_pid")
 wait_port "$list_port" "$fill_pid"
-grpc_call "$list_port" "$list_path" "$out/list-reply-fill.bin"
+grpc_call "$list_port" "$list_path" "$out/request.bin" "$out/list-reply-fill.bin"
 for _ in $(seq 1 100); do
     [[ $(redis-cli -p "$redis_a" DBSIZE) == "$batch" && $(redis-cli -p "$redis_b" DBSIZE) == "$batch" ]] && break
     sleep 0.1
@@ -228,13 +215,13 @@ redis_config '["redis"]' >"$out/list-redis.toml"
 list_pid=$!
 pids+=("$list_pid")
 wait_port "$list_port" "$list_pid"
-grpc_call "$list_port" "$list_path" "$out/list-reply-redis.bin"
+grpc_call "$list_port" "$list_path" "$out/request.bin" "$out/list-reply-redis.bin"
 [[ $(($(stat -c %s "$out/list-reply-redis.bin") - 5)) -le $((reply_bytes + batch * 2)) ]] ||
     { echo "redis reply differs in size from the memory reply" >&2; exit 1; }
 
 for port in "$redis_a" "$redis_b"; do redis-cli -p "$port" CONFIG RESETSTAT >/dev/null; done
 hits_before="$(metric pricing_chain_hits_total 'tier="memory"') $(metric pricing_chain_hits_total 'tier="redis"') $(metric pricing_chain_coalesced_total)"
-redis_peak=$(h2_peak list-redis "$list_port" "$list_path")
+redis_peak=$(list_peak_run list-redis "$list_port" "$list_path")
 read -r mem0 red0 coal0 <<<"$hits_before"
 say "list (redis, ttl 1 ms) req/s: $redis_peak  [$h2 ...]"
 say "  redis a: $(redis_stats "$redis_a"); redis b: $(redis_stats "$redis_b")"
