@@ -96,6 +96,7 @@ EOF
 list_pid=$!
 pids+=("$list_pid")
 wait_port "$list_port" "$list_pid"
+wait_port "$metrics_port" "$list_pid" # /config below; the metrics listener may come up after the gRPC one
 curl -s "http://127.0.0.1:$metrics_port/config" | python3 -c '
 import json, sys
 limits = json.load(sys.stdin)["config"]["limits"]
