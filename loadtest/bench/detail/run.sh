@@ -32,11 +32,15 @@
 # (default 15), CONCURRENCY (closed-loop workers to try, default "16 32 64"),
 # GOODS (default 10000), SKIP_BUILD=1 to use the binaries already built,
 # SERVER_CPU and LOAD_CPU to pin the detail server and pricing-load to
-# those cores with taskset (the pinned setup of issue 16:
-# `SERVER_CPU=0 LOAD_CPU=1 bash loadtest/bench/detail/run.sh`; Redis and
-# MariaDB stay unpinned). Every open-loop run says whether the driver kept
-# its schedule (pricing-load's lateness per second); a run where it fell
-# behind by more than 2 ms in some second is marked UNFAIR, not to be quoted.
+# those cores with taskset, and
+# STORES_CPU for both redis-server and mariadbd (default: SERVER_CPU when
+# that is set, so that the driver's core is its own; the pinned setup:
+# `SERVER_CPU=0 LOAD_CPU=1 bash loadtest/bench/detail/run.sh`). The
+# summary's "pinning:" line says what was asked and its "cpu affinity:" line
+# what the kernel reports for each process. Every open-loop run says whether
+# the driver kept its schedule (pricing-load's lateness per second); a run
+# where it fell behind by more than 2 ms in some second is marked UNFAIR,
+# not to be quoted.
 # Results: $OUT/summary.txt, and per run $OUT/<run>/ (report.json,
 # summary.txt, SVG plots from pricing-load). Not part of the test command.
 set -euo pipefail
@@ -65,10 +69,15 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 prep=$bin/detail-bench-prep
 load=$bin/pricing-load
+# The stores (both redis-server and mariadbd) go where the server goes unless
+# STORES_CPU says otherwise: the load generator's core stays its own.
+stores_cpu=${STORES_CPU:-${SERVER_CPU:-}}
 pin_server=()
 pin_load=()
+pin_stores=()
 if [ -n "${SERVER_CPU:-}" ]; then pin_server=(taskset -c "$SERVER_CPU"); fi
 if [ -n "${LOAD_CPU:-}" ]; then pin_load=(taskset -c "$LOAD_CPU"); fi
+if [ -n "$stores_cpu" ]; then pin_stores=(taskset -c "$stores_cpu"); fi
 
 # say, free_port, wait_port, stop_pid, cleanup (stops $pids, removes $work)
 # shellcheck source=../common.sh
@@ -84,7 +93,7 @@ pids=()
 trap cleanup EXIT INT TERM
 
 say "# detail server benchmark, $(date -u +%FT%TZ), $(nproc) cores, commit $(git -C "$root" rev-parse --short HEAD)"
-say "pinning: detail server on cpu ${SERVER_CPU:-any}, pricing-load on cpu ${LOAD_CPU:-any} (Redis, MariaDB unpinned)"
+say "pinning: detail server on cpu ${SERVER_CPU:-any}, redis-server x2 and mariadbd on cpu ${stores_cpu:-any}, pricing-load on cpu ${LOAD_CPU:-any}"
 say "load before: $(uptime)"
 
 # ---- MariaDB, seeded with the demo catalogue ----------------------------------
@@ -92,7 +101,7 @@ db_port=$(free_port)
 "$INSTALL_DB" --no-defaults --datadir="$work/mysql" --auth-root-authentication-method=normal \
     --skip-test-db --user="$(id -un)" >"$work/install.log" 2>&1 ||
     { cat "$work/install.log" >&2; echo "run.sh: mariadb-install-db failed" >&2; exit 1; }
-"$MARIADBD" --no-defaults --datadir="$work/mysql" --port="$db_port" --bind-address=127.0.0.1 \
+"${pin_stores[@]}" "$MARIADBD" --no-defaults --datadir="$work/mysql" --port="$db_port" --bind-address=127.0.0.1 \
     --socket="$work/mysql.sock" --pid-file="$work/mysql.pid" --user="$(id -un)" \
     --skip-log-bin --innodb-buffer-pool-size=128M --innodb-log-file-size=48M \
     --max-connections=500 --log-error="$work/mysql.err" &
@@ -114,7 +123,7 @@ redis_pids=()
 for name in a b; do
     port=$(free_port)
     mkdir -p "$work/redis-$name"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis-$name" \
+    "${pin_stores[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis-$name" \
         >"$work/redis-$name.log" 2>&1 &
     redis_pids+=("$!")
     pids+=("$!")
@@ -158,6 +167,9 @@ say "detail server: $out/detail.toml (no control file: caller accounts and quota
 "$prep" warm --detail "http://127.0.0.1:$detail_port" --goods "$goods" | tee "$out/warm.txt" >&2
 say "warm: $(tail -n 1 "$out/warm.txt")"
 say "redis keys: a=$(redis-cli -p "${redis_ports[0]}" DBSIZE) b=$(redis-cli -p "${redis_ports[1]}" DBSIZE)"
+# What the kernel says each process may run on (taskset -p), to check the pinning.
+affinity() { taskset -pc "$1" | sed 's/.*: //'; }
+say "cpu affinity: detail server $(affinity "$detail_pid"), mariadbd $(affinity "$db_pid"), redis a $(affinity "${redis_pids[0]}"), redis b $(affinity "${redis_pids[1]}")"
 
 metrics() { curl -s "http://127.0.0.1:$metrics_port/metrics"; }
 
