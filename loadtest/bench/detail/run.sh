@@ -6,10 +6,11 @@
 #   bash loadtest/bench/detail/run.sh
 #
 # What it does, every step on 127.0.0.1 with free ports and temp dirs:
-#   1. builds the release binaries (pricing-detail, pricing-load) and the
+#   1. builds the release binaries (pricing-detail, pricing-load), the
 #      helper detail-bench-prep (prep/, its own workspace, built with the
-#      project's Cargo.lock into the same target folder: $CARGO_TARGET_DIR
-#      when set, else target/);
+#      project's Cargo.lock) and ../shared/tools/grpc-ceiling (beside the
+#      repository root), all into one target folder: $CARGO_TARGET_DIR
+#      when set, else target/;
 #   2. starts a throwaway mariadbd (as tests/run.sh does), creates the
 #      database `pricing` and seeds the demo catalogue into it
 #      (`detail-bench-prep seed`: migrations, then pricing_store_sql::demo::seed);
@@ -18,7 +19,12 @@
 #   4. warms Redis through the server (`detail-bench-prep warm`: one
 #      GetGoodsPrice per live goods, then again until every reply says
 #      TIER_REDIS);
-#   5. per RPC (GetGoodsPrice, PreviewOrder with 10 lines): closed loop at
+#   5. GetGoodsPrice against the bare gRPC ceiling: h2load closed loop (the
+#      flags of list-read-path.sh) against the detail server and against
+#      grpc-ceiling answering exactly the detail reply's size, both servers
+#      on SERVER_CPU, h2load on LOAD_CPU, alternating, twice each: the req/s
+#      of each run and GetGoodsPrice / ceiling (CEILING=0 skips it);
+#   6. per RPC (GetGoodsPrice, PreviewOrder with 10 lines): closed loop at
 #      each concurrency in $CONCURRENCY, the best calls/s is the peak; then
 #      open loop at half that peak, and at a quarter of it (where the tail
 #      goes when the rate drops). Around each run it reads the detail
@@ -26,21 +32,21 @@
 #      each Redis's command counts, MariaDB's SELECT count, the server's
 #      own latency histogram, the CPU time of the server, the Redis pair and
 #      MariaDB, and the driver's own;
-#   6. stops everything it started and removes its temp dir.
+#   7. stops everything it started and removes its temp dir.
 #
 # Environment: OUT (default target/bench-detail), DURATION seconds per run
 # (default 15), CONCURRENCY (closed-loop workers to try, default "16 32 64"),
 # GOODS (default 10000), SKIP_BUILD=1 to use the binaries already built,
-# SERVER_CPU and LOAD_CPU to pin the detail server and pricing-load to
-# those cores with taskset, and
+# SERVER_CPU and LOAD_CPU to pin the detail server (and the ceiling) and the
+# load generators (pricing-load, h2load) to those cores with taskset, and
 # STORES_CPU for both redis-server and mariadbd (default: SERVER_CPU when
 # that is set, so that the driver's core is its own; the pinned setup:
 # `SERVER_CPU=0 LOAD_CPU=1 bash loadtest/bench/detail/run.sh`). The
 # summary's "pinning:" line says what was asked and its "cpu affinity:" line
-# what the kernel reports for each process. Every open-loop run says whether
-# the driver kept its schedule (pricing-load's lateness per second); a run
-# where it fell behind by more than 2 ms in some second is marked UNFAIR,
-# not to be quoted.
+# what the kernel reports for each process. CEILING=0 skips step 5. Every
+# open-loop run says whether the driver kept its schedule (pricing-load's
+# lateness per second); a run where it fell behind by more than 2 ms in some
+# second is marked UNFAIR, not to be quoted.
 # Results: $OUT/summary.txt, and per run $OUT/<run>/ (report.json,
 # summary.txt, SVG plots from pricing-load). Not part of the test command.
 set -euo pipefail
@@ -53,8 +59,9 @@ concurrency=${CONCURRENCY:-16 32 64}
 goods=${GOODS:-10000}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 bin=$target_dir/release
+shared=$(cd "$root/.." && pwd)/shared
 
-for tool in mariadbd redis-server redis-cli curl python3; do
+for tool in mariadbd redis-server redis-cli curl python3 h2load; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
         { echo "run.sh: '$tool' is missing (bash tests/run.sh installs the Debian packages)" >&2; exit 2; }
 done
@@ -66,6 +73,9 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     # Same dependency versions as the project: start from its lock file.
     cp "$root/Cargo.lock" "$here/prep/Cargo.lock"
     cargo build --release --manifest-path "$here/prep/Cargo.toml" --target-dir "$target_dir"
+    # The bare gRPC ceiling (beside the repository: ../shared from its root),
+    # into the same target folder as list-read-path.sh builds it.
+    cargo build --release --manifest-path "$shared/tools/grpc-ceiling/Cargo.toml" --target-dir "$target_dir"
 fi
 prep=$bin/detail-bench-prep
 load=$bin/pricing-load
@@ -93,7 +103,7 @@ pids=()
 trap cleanup EXIT INT TERM
 
 say "# detail server benchmark, $(date -u +%FT%TZ), $(nproc) cores, commit $(git -C "$root" rev-parse --short HEAD)"
-say "pinning: detail server on cpu ${SERVER_CPU:-any}, redis-server x2 and mariadbd on cpu ${stores_cpu:-any}, pricing-load on cpu ${LOAD_CPU:-any}"
+say "pinning: detail server and grpc-ceiling on cpu ${SERVER_CPU:-any}, redis-server x2 and mariadbd on cpu ${stores_cpu:-any}, pricing-load and h2load on cpu ${LOAD_CPU:-any}"
 say "load before: $(uptime)"
 
 # ---- MariaDB, seeded with the demo catalogue ----------------------------------
@@ -315,6 +325,52 @@ peak() { # name-prefix, then the mix flags
     done
     echo "$best"
 }
+
+# ---- GetGoodsPrice against the bare gRPC ceiling, both under h2load -------------
+# The same closed loop as list-read-path.sh, from LOAD_CPU, against the detail
+# server and against grpc-ceiling (on SERVER_CPU too, with as many workers as
+# the detail server's runtime has: one per core it may run on), answering
+# exactly the detail reply's size; alternating, twice each. CEILING=0 skips it.
+detail_path=/pricing.v1.DetailPricing/GetGoodsPrice
+ceiling_path=/ceiling.v1.Ceiling/Get
+if [ "${CEILING:-1}" != 0 ]; then
+    # GetGoodsPriceRequest { goods_id: 101, context: { pin: "bench", channel: APP } }.
+    # Its field 1 (a uint64 varint) is one element of ceiling.v1.GetRequest's
+    # `repeated uint64 ids = 1` (the unpacked encoding, which a parser must
+    # accept for a packed field) and field 2 is unknown there and skipped: the
+    # same bytes are a valid request to both servers.
+    body=$out/get-goods-price.bin
+    python3 "$here/../grpc_body.py" --one 101 >"$body"
+    grpc_call "$detail_port" "$detail_path" "$body" "$out/detail-reply.bin"
+    reply_bytes=$(($(stat -c %s "$out/detail-reply.bin") - 5))
+    payload=$(ceiling_payload "$reply_bytes")
+    ceiling_workers=$("${pin_server[@]}" nproc)
+    ceiling_port=$(free_port)
+    "${pin_server[@]}" "$bin/grpc-ceiling" "127.0.0.1:$ceiling_port" "$payload" "$ceiling_workers" \
+        >"$out/ceiling.log" 2>&1 &
+    ceiling_pid=$!
+    pids+=("$ceiling_pid")
+    wait_port "$ceiling_port" "$ceiling_pid"
+    grpc_call "$ceiling_port" "$ceiling_path" "$body" "$out/ceiling-reply.bin"
+    say ""
+    say "## GetGoodsPrice against the bare gRPC ceiling (h2load, closed loop, alternating)"
+    say "request: GetGoodsPriceRequest(goods 101, pin \"bench\", channel APP), $(stat -c %s "$body") bytes framed, the same bytes to both (ceiling.v1.GetRequest reads ids [101])"
+    say "reply: detail $reply_bytes bytes of protobuf, ceiling $(($(stat -c %s "$out/ceiling-reply.bin") - 5)) bytes (payload $payload); ceiling workers: $ceiling_workers (cpu affinity $(affinity "$ceiling_pid"))"
+    say "\$ ${pin_load[*]}${pin_load[*]:+ }h2load -D $duration --warm-up-time 2 -c 16 -m 16 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d get-goods-price.bin http://127.0.0.1:PORT{$detail_path,$ceiling_path}"
+    grpc_codes "$metrics_port" GetGoodsPrice >"$out/h2load-codes.before"
+    h2load_pin=(${pin_load[@]+"${pin_load[@]}"})
+    ceiling1=$(h2_peak "$out/h2load-ceiling-1.txt" "$duration" "$body" "http://127.0.0.1:$ceiling_port$ceiling_path")
+    get1=$(h2_peak "$out/h2load-get-goods-price-1.txt" "$duration" "$body" "http://127.0.0.1:$detail_port$detail_path")
+    ceiling2=$(h2_peak "$out/h2load-ceiling-2.txt" "$duration" "$body" "http://127.0.0.1:$ceiling_port$ceiling_path")
+    get2=$(h2_peak "$out/h2load-get-goods-price-2.txt" "$duration" "$body" "http://127.0.0.1:$detail_port$detail_path")
+    h2load_pin=()
+    grpc_codes "$metrics_port" GetGoodsPrice >"$out/h2load-codes.after"
+    stop_pid "$ceiling_pid"
+    say "grpc-ceiling req/s: $ceiling1, $ceiling2"
+    say "detail GetGoodsPrice req/s: $get1, $get2"
+    say "GetGoodsPrice / ceiling: $(python3 -c "print(f'{($get1 + $get2) / ($ceiling1 + $ceiling2):.0%}')") (both runs together; run 1 $(python3 -c "print(f'{$get1 / $ceiling1:.0%}')"), run 2 $(python3 -c "print(f'{$get2 / $ceiling2:.0%}')"))"
+    say "grpc codes of GetGoodsPrice at the detail server over the h2load runs (h2load counts HTTP status only; a timed run ends by resetting the streams still in flight, which the server counts as a non-OK code): $(codes_delta "$out/h2load-codes.before" "$out/h2load-codes.after")"
+fi
 
 detail_flags=(--mix detail=100)
 preview_flags=(--mix preview=100 --cart-lines 10)
