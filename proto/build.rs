@@ -16,5 +16,23 @@ fn main() {
         .expect("register descriptors")
         .build(&[".pricing.v1"])
         .expect("generate serde impls");
+    // The list server's BatchGetPrices, generated again with its reply
+    // type: already encoded prices written by concatenation (src/splice.rs).
+    // Same service name, route and request type; clients use the generated
+    // ListPricingClient and decode a BatchGetPricesResponse.
+    let list = tonic_build::manual::Service::builder()
+        .name("ListPricing")
+        .package("pricing.v1")
+        .method(
+            tonic_build::manual::Method::builder()
+                .name("batch_get_prices")
+                .route_name("BatchGetPrices")
+                .input_type("crate::v1::BatchGetPricesRequest")
+                .output_type("crate::splice::BatchReply")
+                .codec_path("crate::codec::ReplyCodec")
+                .build(),
+        )
+        .build();
+    tonic_build::manual::Builder::new().build_client(false).compile(&[list]);
     println!("cargo:rerun-if-changed=pricing/v1/pricing.proto");
 }

@@ -1,16 +1,18 @@
-//! The gRPC codec of pricing.v1: prost, except that a request that does not
-//! decode (truncated bytes, invalid UTF-8 in a string such as `pin`, a wrong
-//! wire type) is INVALID_ARGUMENT naming the request, not INTERNAL: the
-//! caller sent bad input, the server is fine. A `BatchGetPricesResponse` is
-//! written with its prices spliced from already encoded bytes
-//! ([`crate::splice`]): the same bytes, fewer instructions.
+//! The gRPC codecs of pricing.v1: prost, except that a request that does
+//! not decode (truncated bytes, invalid UTF-8 in a string such as `pin`, a
+//! wrong wire type) is INVALID_ARGUMENT naming the request, not INTERNAL:
+//! the caller sent bad input, the server is fine. [`ReplyCodec`] is the list
+//! server's: BatchGetPrices requests decoded the same way, replies written
+//! from already encoded prices ([`crate::splice::BatchReply`]).
 
-use std::any::Any;
 use std::marker::PhantomData;
 
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+use crate::splice::BatchReply;
+use crate::v1::BatchGetPricesRequest;
 
 #[derive(Debug, Clone, Default)]
 pub struct PricingCodec<T, U> {
@@ -24,11 +26,11 @@ where
 {
     type Encode = T;
     type Decode = U;
-    type Encoder = SplicingEncoder<T>;
+    type Encoder = ProstEncoder<T>;
     type Decoder = CheckedDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        SplicingEncoder { inner: self.inner.encoder() }
+        self.inner.encoder()
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -63,28 +65,37 @@ impl<U: prost::Message + Default> Decoder for CheckedDecoder<U> {
     }
 }
 
-/// Encodes with prost, except a `BatchGetPricesResponse`: its prices are
-/// spliced from their last encoding when unchanged ([`crate::splice`]).
-#[derive(Debug, Clone, Default)]
-pub struct SplicingEncoder<T> {
-    inner: ProstEncoder<T>,
-}
+/// The list server's BatchGetPrices codec: requests as [`PricingCodec`]
+/// decodes them, replies written by [`BatchReply::encode`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyCodec;
 
-impl<T: prost::Message + 'static> Encoder for SplicingEncoder<T> {
-    type Item = T;
+/// Writes a [`BatchReply`]: its prices' bytes copied, the rest as prost does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyEncoder;
+
+impl Encoder for ReplyEncoder {
+    type Item = BatchReply;
     type Error = Status;
 
-    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        match (&item as &dyn Any).downcast_ref::<crate::v1::BatchGetPricesResponse>() {
-            Some(reply) => {
-                crate::splice::encode_batch_reply(reply, buf);
-                Ok(())
-            }
-            None => self.inner.encode(item, buf),
-        }
+    fn encode(&mut self, reply: BatchReply, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.reserve(reply.encoded_len());
+        reply.encode(buf);
+        Ok(())
+    }
+}
+
+impl Codec for ReplyCodec {
+    type Encode = BatchReply;
+    type Decode = BatchGetPricesRequest;
+    type Encoder = ReplyEncoder;
+    type Decoder = CheckedDecoder<BatchGetPricesRequest>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ReplyEncoder
     }
 
-    fn buffer_settings(&self) -> BufferSettings {
-        self.inner.buffer_settings()
+    fn decoder(&mut self) -> Self::Decoder {
+        CheckedDecoder { inner: ProstDecoder::default(), _pd: PhantomData }
     }
 }

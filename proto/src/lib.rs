@@ -6,7 +6,8 @@
 //! parses decimal strings; [`codec`] turns undecodable requests into
 //! INVALID_ARGUMENT; [`validate`] checks requests and names the field
 //! at fault; [`error`] turns every failure into a gRPC status in one place;
-//! [`convert`] is every engine -> wire mapping (prices, activity offers,
+//! [`splice`] is the list reply written from already encoded prices
+//! ([`list_server`] serves it); [`convert`] is every engine -> wire mapping (prices, activity offers,
 //! order pricing, the promotion enums).
 #![forbid(unsafe_code)]
 #![deny(clippy::float_arithmetic)]
@@ -24,6 +25,15 @@ pub mod validate;
 pub mod v1 {
     tonic::include_proto!("pricing.v1");
     include!(concat!(env!("OUT_DIR"), "/pricing.v1.serde.rs"));
+}
+
+/// The list server's `ListPricing` service generated for its reply type
+/// [`splice::BatchReply`] (already encoded prices; the same wire bytes as a
+/// `BatchGetPricesResponse`): `list_server::list_pricing_server::{ListPricing,
+/// ListPricingServer}`. Clients use [`v1::list_pricing_client`].
+#[allow(clippy::all, missing_docs)]
+pub mod list_server {
+    include!(concat!(env!("OUT_DIR"), "/pricing.v1.ListPricing.rs"));
 }
 
 /// The encoded FileDescriptorSet of pricing.v1, for gRPC server reflection.

@@ -1,94 +1,97 @@
-//! The list reply written by concatenation: a `BatchGetPricesResponse` is
-//! encoded with each `GoodsPrice` taken, already encoded, from a memo of the
-//! last encoding of each goods' price, when the price is equal to the one
-//! encoded (compared field by field: the bytes are then exactly prost's
-//! encoding of this very price). Otherwise the price is encoded with prost
-//! and remembered. A list server answers the same few hundred thousand goods
-//! over and over, mostly unchanged between calls, and prost's field-by-field
-//! encoding into the response buffer was a quarter of its instructions.
+//! The list reply written by concatenation. A [`BatchReply`] is what the
+//! list server's BatchGetPrices answers: its prices are [`EncodedPrice`]s,
+//! each a `GoodsPrice` with its own protobuf encoding made once, when the
+//! price was computed. The list server's price memo keeps them
+//! (`services/list/src/memo.rs`), so a reply of remembered prices is a
+//! reference count per goods when it is built and a copy of bytes when it is
+//! written: no `GoodsPrice` is cloned, compared or encoded per call (that
+//! was a quarter of the list server's instructions).
 //!
-//! The bytes written are prost's: `encode_batch_reply` and
-//! `prost::Message::encode` give the same bytes for every reply (tested).
-//! Bounded: 16 shards of at most [`SHARD_CAPACITY`] goods, 4 encodings a
-//! goods (callers in other channels, cities or stores may see other prices);
-//! a full shard is emptied.
+//! The bytes written are prost's: [`BatchReply::encode`] writes exactly what
+//! `prost::Message::encode` writes for [`BatchReply::to_message`] (fields in
+//! tag order, packed repeated integers, defaults left out; tested), so every
+//! client decodes a `BatchGetPricesResponse`. The list server's gRPC
+//! service is generated for this type ([`crate::list_server`], codec
+//! [`crate::codec::ReplyCodec`]); the message type and its clients are the
+//! ones of pricing.v1.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Arc;
 
 use prost::Message;
 use prost::bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, uint32, uint64};
-
-use pricing_record::idmap::IdMap;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len, uint32, uint64};
 
 use crate::v1::{BatchGetPricesResponse, GoodsPrice};
 
-const SHARDS: usize = 16;
-/// Goods per shard: 16 x 4,096 = 65,536 goods (about 350 bytes an encoding).
-pub const SHARD_CAPACITY: usize = 4_096;
-
-struct Encoded {
+/// A price with its protobuf encoding, made once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPrice {
     price: GoodsPrice,
-    bytes: Box<[u8]>,
+    /// The price as field 1 (`prices`) of the reply: key, length, message.
+    field: Box<[u8]>,
+    /// Where the message starts in `field`.
+    message_at: usize,
 }
 
-type Shard = Mutex<IdMap<Vec<Encoded>>>;
+impl EncodedPrice {
+    pub fn new(price: GoodsPrice) -> EncodedPrice {
+        let len = price.encoded_len();
+        let mut field = Vec::with_capacity(key_len(1) + encoded_len_varint(len as u64) + len);
+        encode_key(1, WireType::LengthDelimited, &mut field);
+        encode_varint(len as u64, &mut field);
+        let message_at = field.len();
+        price.encode_raw(&mut field);
+        EncodedPrice { price, field: field.into_boxed_slice(), message_at }
+    }
 
-/// Encodings kept per goods: callers in other channels, cities or stores
-/// may see other prices of the same goods; the oldest goes.
-const PER_GOODS: usize = 4;
+    pub fn price(&self) -> &GoodsPrice {
+        &self.price
+    }
 
-fn shards() -> &'static [Shard] {
-    static SHARDS_: OnceLock<Box<[Shard]>> = OnceLock::new();
-    SHARDS_.get_or_init(|| (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect())
+    /// prost's encoding of [`EncodedPrice::price`].
+    pub fn bytes(&self) -> &[u8] {
+        self.field.get(self.message_at..).unwrap_or_default()
+    }
 }
 
-fn shard(goods_id: u64) -> &'static Shard {
-    // Fibonacci hashing: the top 4 bits of id x 2^64/phi.
-    let index = usize::try_from(goods_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60).unwrap_or(0) % SHARDS;
-    &shards()[index]
+/// A `BatchGetPricesResponse` whose prices are already encoded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchReply {
+    pub prices: Vec<Arc<EncodedPrice>>,
+    pub not_found: Vec<u64>,
+    pub limited: Vec<u64>,
+    pub limited_retry_after_ms: u32,
 }
 
-/// Writes `price` as field 1 (`prices`) of the reply: key, length, message.
-fn put_price(price: &GoodsPrice, buf: &mut impl BufMut) {
-    // Explain answers carry a trace: rarely repeated, not worth keeping.
-    if !price.trace.is_empty() {
-        prost::encoding::message::encode(1, price, buf);
-        return;
+impl BatchReply {
+    /// The reply as prost encodes its message: each price's bytes copied.
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        for price in &self.prices {
+            buf.put_slice(&price.field);
+        }
+        uint64::encode_packed(2, &self.not_found, buf);
+        uint64::encode_packed(3, &self.limited, buf);
+        if self.limited_retry_after_ms != 0 {
+            uint32::encode(4, &self.limited_retry_after_ms, buf);
+        }
     }
-    let mut shard = shard(price.goods_id).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(encoded) = shard.get(&price.goods_id).and_then(|kept| kept.iter().find(|e| e.price == *price)) {
-        put_bytes(&encoded.bytes, buf);
-        return;
-    }
-    let bytes = price.encode_to_vec().into_boxed_slice();
-    put_bytes(&bytes, buf);
-    if shard.len() >= SHARD_CAPACITY && !shard.contains_key(&price.goods_id) {
-        shard.clear();
-    }
-    let kept = shard.entry(price.goods_id).or_default();
-    if kept.len() >= PER_GOODS {
-        kept.remove(0);
-    }
-    kept.push(Encoded { price: price.clone(), bytes });
-}
 
-fn put_bytes(bytes: &[u8], buf: &mut impl BufMut) {
-    encode_key(1, WireType::LengthDelimited, buf);
-    encode_varint(bytes.len() as u64, buf);
-    buf.put_slice(bytes);
-}
-
-/// `reply` encoded as prost encodes it (fields in tag order, packed repeated
-/// integers, defaults left out), its prices spliced from the memo.
-pub fn encode_batch_reply(reply: &BatchGetPricesResponse, buf: &mut impl BufMut) {
-    for price in &reply.prices {
-        put_price(price, buf);
+    /// The length [`BatchReply::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        let prices: usize = self.prices.iter().map(|p| p.field.len()).sum();
+        let retry =
+            if self.limited_retry_after_ms != 0 { uint32::encoded_len(4, &self.limited_retry_after_ms) } else { 0 };
+        prices + uint64::encoded_len_packed(2, &self.not_found) + uint64::encoded_len_packed(3, &self.limited) + retry
     }
-    uint64::encode_packed(2, &reply.not_found, buf);
-    uint64::encode_packed(3, &reply.limited, buf);
-    if reply.limited_retry_after_ms != 0 {
-        uint32::encode(4, &reply.limited_retry_after_ms, buf);
+
+    /// The same reply as the generated message (tests, in-process callers).
+    pub fn to_message(&self) -> BatchGetPricesResponse {
+        BatchGetPricesResponse {
+            prices: self.prices.iter().map(|p| p.price.clone()).collect(),
+            not_found: self.not_found.clone(),
+            limited: self.limited.clone(),
+            limited_retry_after_ms: self.limited_retry_after_ms,
+        }
     }
 }
 
@@ -141,8 +144,7 @@ mod tests {
     }
 
     proptest! {
-        /// Replies over a handful of goods whose prices change from reply to
-        /// reply: every reply's bytes are prost's, whatever the memo held.
+        /// Every reply's bytes are prost's bytes of the same message.
         #[test]
         fn spliced_replies_are_prosts_bytes(
             replies in prop::collection::vec(
@@ -152,11 +154,18 @@ mod tests {
             ),
         ) {
             for (prices, not_found, limited, retry) in replies {
-                let reply = BatchGetPricesResponse { prices, not_found, limited, limited_retry_after_ms: retry };
+                let reply = BatchReply {
+                    prices: prices.into_iter().map(|p| Arc::new(EncodedPrice::new(p))).collect(),
+                    not_found,
+                    limited,
+                    limited_retry_after_ms: retry,
+                };
                 let mut spliced = Vec::new();
-                encode_batch_reply(&reply, &mut spliced);
-                prop_assert_eq!(&spliced, &reply.encode_to_vec());
-                prop_assert_eq!(BatchGetPricesResponse::decode(spliced.as_slice()).unwrap(), reply);
+                reply.encode(&mut spliced);
+                let message = reply.to_message();
+                prop_assert_eq!(&spliced, &message.encode_to_vec());
+                prop_assert_eq!(spliced.len(), reply.encoded_len());
+                prop_assert_eq!(BatchGetPricesResponse::decode(spliced.as_slice()).unwrap(), message);
             }
         }
     }

@@ -122,6 +122,9 @@ impl Drops {
 
     /// Adds another call's counts to these.
     pub fn merge(&mut self, other: &Drops) {
+        if other.counts == [0; DropClass::COUNT] {
+            return; // the usual case: nothing dropped
+        }
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
             *mine = mine.saturating_add(theirs);
         }

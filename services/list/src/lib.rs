@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use pricing_control::{PairSwitch, Switchboard};
-use pricing_proto::v1::list_pricing_server::ListPricingServer;
+use pricing_proto::list_server::list_pricing_server::ListPricingServer;
 use pricing_store::{Invalidators, PairId, RecordStore, Tier, TierId, TieredReader, live};
 use pricing_store_pairs::Pair;
 use pricing_store_pairs::Subscription;

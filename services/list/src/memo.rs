@@ -30,12 +30,13 @@
 //! from the memo; the rest went to the chain).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use pricing_control::ControlConfig;
 use pricing_engine::reuse::{context_mask, window_around};
 use pricing_engine::{CallerContext, Drops};
+use pricing_proto::splice::EncodedPrice;
 use pricing_proto::v1;
 use pricing_record::idmap::IdMap;
 use pricing_record::{ActivityKind, GoodsId, UnixMillis};
@@ -83,14 +84,16 @@ struct Remembered {
     /// The span `[from, until)` of instants the price holds for.
     from: UnixMillis,
     until: UnixMillis,
-    price: v1::GoodsPrice,
+    /// The price with its encoding (tier `memory`, not stale): a reply
+    /// takes a reference and copies the bytes.
+    price: Arc<EncodedPrice>,
     watched: Watched,
 }
 
 /// What [`PriceMemo::recall`] found for a batch.
 pub struct Recalled {
     /// One per id, in order: the price when the memo holds it.
-    pub prices: Vec<Option<v1::GoodsPrice>>,
+    pub prices: Vec<Option<Arc<EncodedPrice>>>,
     /// The ids it does not hold, in order: for the chain.
     pub missing: Vec<GoodsId>,
     /// What the watch metrics count for each price found, in order.
@@ -165,7 +168,8 @@ impl PriceMemo {
         }
         let hits = ids.len() - missing.len();
         if hits > 0 {
-            metrics::counter!("pricing_list_memo_hits_total").increment(hits as u64);
+            static HITS: OnceLock<metrics::Counter> = OnceLock::new();
+            HITS.get_or_init(|| metrics::counter!("pricing_list_memo_hits_total")).increment(hits as u64);
         }
         Recalled { prices, missing, watched, epoch, control }
     }
@@ -203,7 +207,7 @@ impl PriceMemo {
         ctx: &CallerContext,
         now_ms: UnixMillis,
         at: Instant,
-    ) -> Option<(v1::GoodsPrice, Watched)> {
+    ) -> Option<(Arc<EncodedPrice>, Watched)> {
         let mut shard = self.shard(id);
         let slot = shard.get(&id)?;
         if at >= slot.fresh_until {
@@ -214,7 +218,7 @@ impl PriceMemo {
         slot.prices
             .iter()
             .find(|p| p.mask == mask && p.from <= now_ms && now_ms < p.until)
-            .map(|p| (p.price.clone(), p.watched))
+            .map(|p| (Arc::clone(&p.price), p.watched))
     }
 
     /// Keeps `price`, computed by the engine from `hit` for `ctx` at `now_ms`
@@ -241,7 +245,11 @@ impl PriceMemo {
             mask,
             from,
             until,
-            price: v1::GoodsPrice { tier: v1::Tier::Memory as i32, stale: false, ..price.clone() },
+            price: Arc::new(EncodedPrice::new(v1::GoodsPrice {
+                tier: v1::Tier::Memory as i32,
+                stale: false,
+                ..price.clone()
+            })),
             watched,
         };
         let id = hit.record.goods_id;
@@ -469,7 +477,11 @@ mod tests {
                         let fresh = cached.as_ref().filter(|(_, until)| at < *until).map(|(r, _)| Arc::clone(r));
                         if let Some(price) = &recalled.prices[0] {
                             let record = fresh.expect("the memo answered a record the chain no longer holds fresh");
-                            prop_assert_eq!(price, &engine(&record, &ctx, now, v1::Tier::Memory, false));
+                            let expected = engine(&record, &ctx, now, v1::Tier::Memory, false);
+                            prop_assert_eq!(price.price(), &expected);
+                            // ...and the bytes a reply copies are that price's encoding.
+                            let encoded = prost::Message::encode_to_vec(&expected);
+                            prop_assert_eq!(price.bytes(), encoded.as_slice());
                             continue;
                         }
                         let (record, tier) = match fresh {
@@ -524,7 +536,10 @@ mod tests {
         let recalled = memo.recall(control(), &[GOODS], &ctx, 0, at, false);
         memo.remember(&recalled, &hit, &ctx, 0, &engine(&record, &ctx, 0, v1::Tier::Redis, false), Watched::default());
         let again = memo.recall(control(), &[GOODS], &ctx, 0, at, false);
-        assert_eq!(again.prices[0].as_ref().map(|p| (p.tier, p.version)), Some((v1::Tier::Memory as i32, 1)));
+        assert_eq!(
+            again.prices[0].as_ref().map(|p| (p.price().tier, p.price().version)),
+            Some((v1::Tier::Memory as i32, 1))
+        );
         assert!(again.missing.is_empty());
         memo.invalidate(&[GOODS]);
         assert_eq!(memo.recall(control(), &[GOODS], &ctx, 0, at, false).missing, vec![GOODS]);

@@ -1,11 +1,12 @@
 //! ListPricing.BatchGetPrices: check, read the batch once, price each goods.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use pricing_engine::Drops;
 use pricing_engine::guard::best_price_guarded_counted;
-use pricing_proto::v1::list_pricing_server::ListPricing;
-use pricing_proto::v1::{BatchGetPricesRequest, BatchGetPricesResponse, Tier};
+use pricing_proto::list_server::list_pricing_server::ListPricing;
+use pricing_proto::splice::{BatchReply, EncodedPrice};
+use pricing_proto::v1::{BatchGetPricesRequest, Tier};
 use pricing_proto::{ApiError, convert, validate};
 use tonic::{Request, Response, Status};
 
@@ -49,10 +50,7 @@ impl ListService {
 
 #[tonic::async_trait]
 impl ListPricing for ListService {
-    async fn batch_get_prices(
-        &self,
-        request: Request<BatchGetPricesRequest>,
-    ) -> Result<Response<BatchGetPricesResponse>, Status> {
+    async fn batch_get_prices(&self, request: Request<BatchGetPricesRequest>) -> Result<Response<BatchReply>, Status> {
         let control = self.guards.board.snapshot();
         let deadline = pricing_traffic::call_deadline(&request, control.limits.min_deadline);
         let request = request.into_inner();
@@ -87,7 +85,7 @@ impl ListPricing for ListService {
             );
             with_variant(ApiError::from(e).into(), &variant)
         })?;
-        let mut reply = BatchGetPricesResponse {
+        let mut reply = BatchReply {
             prices: Vec::with_capacity(ids.len()),
             not_found: Vec::new(),
             limited_retry_after_ms: hot
@@ -138,7 +136,7 @@ impl ListPricing for ListService {
                         }
                         None => {}
                     }
-                    reply.prices.push(price);
+                    reply.prices.push(Arc::new(EncodedPrice::new(price)));
                 }
                 Err(error) => {
                     // A record the engine cannot price (bad base price) is never
@@ -151,18 +149,19 @@ impl ListPricing for ListService {
                 }
             }
         }
-        view.count_tiers(reply.prices.iter().map(|p| p.tier()));
+        view.count_tiers(reply.prices.iter().map(|p| p.price().tier()));
         watch::record_drops(PricePath::List, &drops);
-        metrics::counter!("pricing_list_goods_total", "result" => "found").increment(reply.prices.len() as u64);
-        metrics::counter!("pricing_list_goods_total", "result" => "not_found").increment(reply.not_found.len() as u64);
+        let goods = goods_counters();
+        goods.found.increment(reply.prices.len() as u64);
+        goods.not_found.increment(reply.not_found.len() as u64);
         if !reply.limited.is_empty() {
-            metrics::counter!("pricing_list_goods_total", "result" => "limited").increment(reply.limited.len() as u64);
+            goods.limited.increment(reply.limited.len() as u64);
         }
         if let Some(shadow) = self.guards.shadow.as_ref().filter(|_| self.guards.sampler.sample(&variant)) {
             let answered = reply
                 .prices
                 .iter()
-                .map(|p| (p.goods_id, p.activity_price.parse().ok()))
+                .map(|p| (p.price().goods_id, p.price().activity_price.parse().ok()))
                 .chain(reply.not_found.iter().map(|&id| (id, None)))
                 .collect();
             shadow.offer(
@@ -176,6 +175,23 @@ impl ListPricing for ListService {
         }
         Ok(response)
     }
+}
+
+/// `pricing_list_goods_total{result}`: handles registered on the first call
+/// (after the server installed its recorder), not looked up per call.
+struct GoodsCounters {
+    found: metrics::Counter,
+    not_found: metrics::Counter,
+    limited: metrics::Counter,
+}
+
+fn goods_counters() -> &'static GoodsCounters {
+    static COUNTERS: OnceLock<GoodsCounters> = OnceLock::new();
+    COUNTERS.get_or_init(|| GoodsCounters {
+        found: metrics::counter!("pricing_list_goods_total", "result" => "found"),
+        not_found: metrics::counter!("pricing_list_goods_total", "result" => "not_found"),
+        limited: metrics::counter!("pricing_list_goods_total", "result" => "limited"),
+    })
 }
 
 /// An error of a call whose variant is known carries it, as a success does
