@@ -75,6 +75,12 @@ h2_peak() { # txt seconds body url
     awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$1"
 }
 
+# Latency percentiles of an h2load --log-file (its third column: microseconds).
+percentiles() { # h2load log file -> "p50 p99 p99.9" in ms
+    cut -f3 "$1" | sort -n | awk '{v[NR] = $1} END {
+        printf "%.3f %.3f %.3f\n", v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, v[int(NR * 0.999)] / 1000 }'
+}
+
 # The gRPC codes the server with metrics at PORT counted for METHOD
 # (pricing_grpc_requests_total, every variant), one "CODE=count" a line.
 grpc_codes() { # metrics-port method

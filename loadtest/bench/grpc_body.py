@@ -5,6 +5,7 @@ pricing.v1.BatchGetPricesRequest.
 
     grpc_body.py FIRST_ID COUNT > request.bin
     grpc_body.py --one GOODS_ID > request.bin   # a GetGoodsPriceRequest
+    grpc_body.py --preview FIRST_ID COUNT > request.bin   # a PreviewOrderRequest
 
 The message is built by hand (no protobuf package needed):
   goods_ids = 1 (packed repeated uint64), context = 2 (CallerContext with
@@ -12,7 +13,9 @@ The message is built by hand (no protobuf package needed):
 The same bytes are a valid ceiling.v1.GetRequest (repeated uint64 ids = 1;
 field 2 is unknown there and skipped), so both servers get identical bodies.
 With --one: a pricing.v1.GetGoodsPriceRequest (goods_id = 1 uint64, the
-same context = 2), for the detail server.
+same context = 2), for the detail server. With --preview: a
+pricing.v1.PreviewOrderRequest (context = 1, lines = 2: COUNT lines of
+goods FIRST_ID.., each OrderLineInput { goods_id = 1, quantity = 2 } of 1).
 """
 import struct
 import sys
@@ -49,10 +52,21 @@ def one(goods_id: int) -> bytes:
     return field(1, 0, varint(goods_id)) + length_delimited(2, context)
 
 
+def preview(first_id: int, count: int) -> bytes:
+    context = length_delimited(1, b"bench") + field(4, 0, varint(1))
+    lines = b"".join(
+        length_delimited(2, field(1, 0, varint(i)) + field(2, 0, varint(1)))
+        for i in range(first_id, first_id + count)
+    )
+    return length_delimited(1, context) + lines
+
+
 def main() -> None:
-    if len(sys.argv) != 3:
+    if len(sys.argv) == 4 and sys.argv[1] == "--preview":
+        message = preview(int(sys.argv[2]), int(sys.argv[3]))
+    elif len(sys.argv) != 3:
         sys.exit(__doc__)
-    if sys.argv[1] == "--one":
+    elif sys.argv[1] == "--one":
         message = one(int(sys.argv[2]))
     else:
         message = request(int(sys.argv[1]), int(sys.argv[2]))

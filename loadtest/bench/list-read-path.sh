@@ -63,11 +63,6 @@ list_peak_run() { # name port path
     h2_peak "$out/$1.txt" "$duration" "$out/request.bin" "http://127.0.0.1:$2$3"
 }
 
-percentiles() { # h2load log file -> "p50 p99 p99.9" in ms
-    cut -f3 "$1" | sort -n | awk '{v[NR] = $1} END {
-        printf "%.3f %.3f %.3f\n", v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, v[int(NR * 0.999)] / 1000 }'
-}
-
 redis_stats() { # port -> "mget=N other=M" from INFO commandstats (INFO, CONFIG, DBSIZE excluded)
     redis-cli -p "$1" INFO commandstats | tr -d '\r' | awk -F'[:=,]' '
         /^cmdstat_/ { name = substr($1, 9); if (name == "mget") m += $3;

@@ -128,6 +128,7 @@ where
     if settings.worker_threads > 0 {
         runtime.worker_threads(settings.worker_threads);
     }
+    runtime.event_interval(settings.event_interval.max(1));
     let listen = settings.listen;
     runtime.enable_all().build()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;

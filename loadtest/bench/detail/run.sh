@@ -43,7 +43,10 @@
 # that is set, so that the driver's core is its own; the pinned setup:
 # `SERVER_CPU=0 LOAD_CPU=1 bash loadtest/bench/detail/run.sh`). The
 # summary's "pinning:" line says what was asked and its "cpu affinity:" line
-# what the kernel reports for each process. CEILING=0 skips step 5. Every
+# what the kernel reports for each process. CEILING=0 skips step 5.
+# H2LOAD=0 skips the h2load peak and paced runs of both RPCs (p99 at half
+# the peak from h2load's per-request log; PACED_CLIENTS connections, default
+# 64); PRICING_LOAD=0 stops after them. Every pricing-load
 # open-loop run says whether the driver kept its schedule (pricing-load's
 # lateness per second); a run where it fell behind by more than 2 ms in some
 # second is marked UNFAIR, not to be quoted.
@@ -152,6 +155,7 @@ version = 1
 listen = "127.0.0.1:$detail_port"
 metrics_listen = "127.0.0.1:$metrics_port"
 log = "warn"
+${EVENT_INTERVAL:+event_interval = $EVENT_INTERVAL}
 
 [source]
 database_url = "$db_url"
@@ -370,6 +374,53 @@ if [ "${CEILING:-1}" != 0 ]; then
     say "detail GetGoodsPrice req/s: $get1, $get2"
     say "GetGoodsPrice / ceiling: $(python3 -c "print(f'{($get1 + $get2) / ($ceiling1 + $ceiling2):.0%}')") (both runs together; run 1 $(python3 -c "print(f'{$get1 / $ceiling1:.0%}')"), run 2 $(python3 -c "print(f'{$get2 / $ceiling2:.0%}')"))"
     say "grpc codes of GetGoodsPrice at the detail server over the h2load runs (h2load counts HTTP status only; a timed run ends by resetting the streams still in flight, which the server counts as a non-OK code): $(codes_delta "$out/h2load-codes.before" "$out/h2load-codes.after")"
+fi
+
+# ---- h2load: each RPC's peak, then p99 at half of it (H2LOAD=0 skips) ----------
+# h2load from LOAD_CPU with PACED_CLIENTS connections (default 64) of one
+# stream each: first closed loop (the peak of that shape), then paced at half
+# of it (--rps per connection: each connection's interval stays above the
+# latency it measures), latency from its per-request log. The peak is taken
+# with the same connections as the paced run because their cost per call
+# differs from h2_peak's 16 x 16 multiplexed streams (one request per
+# read and write here). One fixed request per RPC (h2load sends one body):
+# GetGoodsPrice of goods 101 (a Redis read per call: no memory cache; calls
+# in flight together share one read), and a PreviewOrder of goods 101..110
+# (the same cart every call, so its promotions and coupons come from the
+# preview cache: the best case; the pricing-load runs below send a random
+# cart each call).
+paced() { # name body path
+    local name=$1 body=$2 path=$3 clients=${PACED_CLIENTS:-64} peak half rps
+    local flags=(-t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
+    ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 "${flags[@]}" \
+        "http://127.0.0.1:$detail_port$path" >"$out/$name-peak.txt"
+    peak=$(awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/$name-peak.txt")
+    half=$((peak / 2))
+    rps=$(((half + clients - 1) / clients))
+    counters >"$out/$name.before"
+    ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 --rps "$rps" \
+        --log-file "$out/$name.log" "${flags[@]}" "http://127.0.0.1:$detail_port$path" >"$out/$name.txt"
+    counters >"$out/$name.after"
+    read -r p50 p99 p999 < <(percentiles "$out/$name.log")
+    say "$name: peak $peak req/s (closed loop, -c $clients -m 1; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-peak.txt"))"
+    say "  paced at half: asked $half/s ($clients x --rps $rps), got $(awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/$name.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name.txt")"
+    say "  server time: $(server_time "$out/$name.before" "$out/$name.after")"
+    say "  counters: $(delta "$out/$name.before" "$out/$name.after")"
+}
+if [ "${H2LOAD:-1}" != 0 ]; then
+    preview_path=/pricing.v1.DetailPricing/PreviewOrder
+    python3 "$here/../grpc_body.py" --one 101 >"$out/get-goods-price.bin"
+    python3 "$here/../grpc_body.py" --preview 101 10 >"$out/preview-order-10.bin"
+    grpc_call "$detail_port" "$preview_path" "$out/preview-order-10.bin" "$out/preview-reply.bin"
+    say ""
+    say "## h2load from cpu ${LOAD_CPU:-any}: peak (closed loop), then paced at half the peak (--rps), ${PACED_CLIENTS:-64} connections of one stream"
+    paced h2load-get-goods-price "$out/get-goods-price.bin" "$detail_path"
+    paced h2load-preview-order-10 "$out/preview-order-10.bin" "$preview_path"
+fi
+if [ "${PRICING_LOAD:-1}" = 0 ]; then
+    say ""
+    say "load after: $(uptime)"
+    exit 0
 fi
 
 detail_flags=(--mix detail=100)
