@@ -165,6 +165,10 @@ mod tests {
                 let message = reply.to_message();
                 prop_assert_eq!(&spliced, &message.encode_to_vec());
                 prop_assert_eq!(spliced.len(), reply.encoded_len());
+                for price in &reply.prices {
+                    let encoded = price.price().encode_to_vec();
+                    prop_assert_eq!(price.bytes(), encoded.as_slice());
+                }
                 prop_assert_eq!(BatchGetPricesResponse::decode(spliced.as_slice()).unwrap(), message);
             }
         }

@@ -1,5 +1,5 @@
 //! Hash maps keyed by goods id for per-goods tables on the hot path (the list
-//! server's price memo, the spliced reply encodings): a multiply and a fold
+//! server's price memo): a multiply and a fold
 //! instead of SipHash. Only ids of records found in a store get entries in
 //! such tables, so callers cannot fill one with colliding ids.
 
