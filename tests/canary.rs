@@ -454,11 +454,13 @@ async fn a_detail_variant_with_its_own_chain_sees_announced_changes_before_its_c
             .then_some(())
     })
     .await;
+    // Announced on one cluster only: the projector announces on both, and
+    // each delivery empties the caches again, so a second delivery arriving
+    // after the test's next read would drop the copy that read cached (and
+    // the "cached" assertions below would race it). One subscription of the
+    // pair is enough to carry a change.
     let announcer = Announcer::new(
-        &[
-            RedisConfig::standalone("announce-a", server.redis[0].url()),
-            RedisConfig::standalone("announce-b", server.redis[1].url()),
-        ],
+        &[RedisConfig::standalone("announce-a", server.redis[0].url())],
         pricing_store_redis::invalidate::DEFAULT_CHANNEL,
     )
     .unwrap();
@@ -485,7 +487,7 @@ async fn a_detail_variant_with_its_own_chain_sees_announced_changes_before_its_c
     server.project(&second).await;
     let (_, tier, price, version) = detail_read(&server, pinned, id).await;
     assert_eq!((tier, (price, version)), (v1::Tier::Memory, old.clone()), "not announced yet: the cached copy");
-    assert_eq!(announcer.announce(&[id]).await, 2, "announced on both clusters");
+    assert_eq!(announcer.announce(&[id]).await, 1, "announced on one cluster");
     for (pin, name) in [(pinned, variant), (stable, "stable")] {
         let want = (name.to_owned(), "31.00".to_owned(), second.version);
         eventually(&format!("{pin} sees the announced change"), WAIT, || {
@@ -518,7 +520,7 @@ async fn a_detail_variant_with_its_own_chain_sees_announced_changes_before_its_c
     );
     let third = changed(truth.version + 2_000, "37.00");
     server.project(&third).await;
-    assert_eq!(announcer.announce(&[id]).await, 2, "announced on both clusters");
+    assert_eq!(announcer.announce(&[id]).await, 1, "announced on one cluster");
     let want = (variant.to_owned(), "37.00".to_owned(), third.version);
     eventually("the pinned caller sees the change after the file changed", WAIT, || {
         let want = want.clone();
