@@ -120,7 +120,11 @@ pub fn order_lines(field: &str, lines: &[v1::OrderLineInput]) -> Result<Vec<Line
         .iter()
         .enumerate()
         .map(|(i, line)| {
-            let goods_id = goods_id(&format!("{field}[{i}].goods_id"), line.goods_id)?;
+            // The field's name is built only for an error (this runs per line of every order).
+            if line.goods_id == 0 {
+                goods_id(&format!("{field}[{i}].goods_id"), line.goods_id)?;
+            }
+            let goods_id = line.goods_id;
             if let Some(first) = first_line.insert(goods_id, i) {
                 return Err(ApiError::invalid(
                     format!("{field}[{i}].goods_id"),

@@ -64,17 +64,20 @@ pub enum QuoteError {
 /// Signs and reads quote ids with one secret.
 #[derive(Clone)]
 pub struct QuoteSigner {
-    key: Vec<u8>,
+    /// HMAC-SHA256 keyed once (its inner and outer key blocks hashed):
+    /// each quote clones it instead of hashing the key again.
+    keyed: Hmac<Sha256>,
 }
 
 impl QuoteSigner {
     pub fn new(secret: &[u8]) -> QuoteSigner {
-        QuoteSigner { key: secret.to_vec() }
+        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
+        let keyed = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        QuoteSigner { keyed }
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; TAG_LEN] {
-        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(payload);
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
@@ -106,8 +109,7 @@ impl QuoteSigner {
             return Err(QuoteError::Malformed);
         }
         let (payload, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(payload);
         mac.verify_truncated_left(tag).map_err(|_| QuoteError::Signature)?;
         if payload[0] != FORMAT {

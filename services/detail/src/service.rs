@@ -240,14 +240,15 @@ impl DetailService {
         let mut priced = Vec::with_capacity(lines.len());
         let mut trace = Vec::new();
         for (i, line) in lines.iter().enumerate() {
-            let field = format!("lines[{i}].goods_id");
+            // The field's name is built only for an error.
+            let field = || format!("lines[{i}].goods_id");
             let record = match by_id.get(&line.goods_id) {
                 Some(found) => &found.record,
-                _ => return Err(ApiError::not_found(field, format!("goods {} not found", line.goods_id))),
+                _ => return Err(ApiError::not_found(field(), format!("goods {} not found", line.goods_id))),
             };
             if record.status == GoodsStatus::Delisted {
                 return Err(ApiError::FailedPrecondition {
-                    field,
+                    field: field(),
                     description: format!("goods {} is off the shelf", line.goods_id),
                 });
             }
