@@ -86,13 +86,8 @@ list_run() { # build round
 # ---- the detail server: every read a Redis hit ---------------------------------
 redis_ports=()
 for name in a b; do
-    port=$(free_port)
-    mkdir -p "$work/redis-$name"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis-$name" \
-        >"$work/redis-$name.log" 2>&1 &
-    pids+=("$!")
-    wait_port "$port" "$!"
-    redis_ports+=("$port")
+    start_redis "$name"
+    redis_ports+=("$redis_port")
 done
 
 detail_run() { # build round

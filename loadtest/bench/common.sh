@@ -75,6 +75,44 @@ h2_peak() { # txt seconds body url
     awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$1"
 }
 
+# A throwaway mariadbd on a free port, its data in $work/mysql, with the
+# database `pricing` created: sets db_port, db_pid and db_url. Started under
+# the command in the array pin_stores when it is set (e.g. taskset -c 0).
+start_mariadb() {
+    local mariadbd install_db deadline
+    mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+    install_db=$(command -v mariadb-install-db || command -v mysql_install_db)
+    db_port=$(free_port)
+    "$install_db" --no-defaults --datadir="$work/mysql" --auth-root-authentication-method=normal \
+        --skip-test-db --user="$(id -un)" >"$work/install.log" 2>&1 ||
+        { cat "$work/install.log" >&2; echo "bench: mariadb-install-db failed" >&2; exit 1; }
+    ${pin_stores[@]+"${pin_stores[@]}"} "$mariadbd" --no-defaults --datadir="$work/mysql" --port="$db_port" \
+        --bind-address=127.0.0.1 --socket="$work/mysql.sock" --pid-file="$work/mysql.pid" --user="$(id -un)" \
+        --skip-log-bin --innodb-buffer-pool-size=128M --innodb-log-file-size=48M \
+        --max-connections=500 --log-error="$work/mysql.err" &
+    db_pid=$!
+    pids+=("$db_pid")
+    deadline=$((SECONDS + 60))
+    until mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'select 1' >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ]; then cat "$work/mysql.err" >&2; echo "bench: mariadbd did not start" >&2; exit 1; fi
+        sleep 0.2
+    done
+    mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'CREATE DATABASE pricing'
+    db_url="mysql://root@127.0.0.1:$db_port/pricing"
+}
+
+# A redis-server without persistence on a free port, its dir $work/redis-NAME
+# (under pin_stores when set): sets redis_port and redis_pid.
+start_redis() { # name
+    redis_port=$(free_port)
+    mkdir -p "$work/redis-$1"
+    ${pin_stores[@]+"${pin_stores[@]}"} redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$work/redis-$1" >"$work/redis-$1.log" 2>&1 &
+    redis_pid=$!
+    pids+=("$redis_pid")
+    wait_port "$redis_port" "$redis_pid"
+}
+
 # Latency percentiles of an h2load --log-file (its third column: microseconds).
 percentiles() { # h2load log file -> "p50 p99 p99.9" in ms
     cut -f3 "$1" | sort -n | awk '{v[NR] = $1} END {

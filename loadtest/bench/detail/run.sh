@@ -68,8 +68,6 @@ for tool in mariadbd redis-server redis-cli curl python3 h2load; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
         { echo "run.sh: '$tool' is missing (bash tests/run.sh installs the Debian packages)" >&2; exit 2; }
 done
-MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
-INSTALL_DB=$(command -v mariadb-install-db || command -v mysql_install_db)
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$root" && cargo build --release --locked -p pricing-detail -p pricing-loadtest)
@@ -110,38 +108,17 @@ say "pinning: detail server and grpc-ceiling on cpu ${SERVER_CPU:-any}, redis-se
 say "load before: $(uptime)"
 
 # ---- MariaDB, seeded with the demo catalogue ----------------------------------
-db_port=$(free_port)
-"$INSTALL_DB" --no-defaults --datadir="$work/mysql" --auth-root-authentication-method=normal \
-    --skip-test-db --user="$(id -un)" >"$work/install.log" 2>&1 ||
-    { cat "$work/install.log" >&2; echo "run.sh: mariadb-install-db failed" >&2; exit 1; }
-"${pin_stores[@]}" "$MARIADBD" --no-defaults --datadir="$work/mysql" --port="$db_port" --bind-address=127.0.0.1 \
-    --socket="$work/mysql.sock" --pid-file="$work/mysql.pid" --user="$(id -un)" \
-    --skip-log-bin --innodb-buffer-pool-size=128M --innodb-log-file-size=48M \
-    --max-connections=500 --log-error="$work/mysql.err" &
-db_pid=$!
-pids+=("$db_pid")
-deadline=$((SECONDS + 60))
-until mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'select 1' >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then cat "$work/mysql.err" >&2; echo "run.sh: mariadbd did not start" >&2; exit 1; fi
-    sleep 0.2
-done
-mariadb --no-defaults -uroot -h127.0.0.1 -P"$db_port" -e 'CREATE DATABASE pricing'
-db_url="mysql://root@127.0.0.1:$db_port/pricing"
-say "mariadb: $("$MARIADBD" --version | awk '{print $3}') on 127.0.0.1:$db_port"
+start_mariadb
+say "mariadb: $("$(command -v mariadbd || echo /usr/sbin/mariadbd)" --version | awk '{print $3}') on 127.0.0.1:$db_port"
 say "seed: $("$prep" seed --database-url "$db_url" --goods "$goods")"
 
 # ---- two Redis ----------------------------------------------------------------
 redis_ports=()
 redis_pids=()
 for name in a b; do
-    port=$(free_port)
-    mkdir -p "$work/redis-$name"
-    "${pin_stores[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work/redis-$name" \
-        >"$work/redis-$name.log" 2>&1 &
-    redis_pids+=("$!")
-    pids+=("$!")
-    wait_port "$port" "$!"
-    redis_ports+=("$port")
+    start_redis "$name"
+    redis_pids+=("$redis_pid")
+    redis_ports+=("$redis_port")
 done
 say "redis: $(redis-server --version | awk '{print $3}') a=127.0.0.1:${redis_ports[0]} b=127.0.0.1:${redis_ports[1]}"
 
