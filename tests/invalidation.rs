@@ -101,6 +101,27 @@ async fn detail_price(detail: &mut DetailPricingClient<tonic::transport::Channel
 }
 
 /// Sets the goods' base price through the catalogue writer; its new version.
+/// Polls each server until it answers `id` at `want` (price, version).
+async fn both_serve(
+    list: &ListPricingClient<tonic::transport::Channel>,
+    detail: &DetailPricingClient<tonic::transport::Channel>,
+    id: u64,
+    want: (&str, u64),
+    what: &str,
+) {
+    let want = (want.0.to_owned(), want.1);
+    eventually(&format!("the list server serves {what}"), WAIT, || {
+        let (mut list, want) = (list.clone(), want.clone());
+        async move { (list_price(&mut list, id).await == want).then_some(()) }
+    })
+    .await;
+    eventually(&format!("the detail server serves {what}"), WAIT, || {
+        let (mut detail, want) = (detail.clone(), want.clone());
+        async move { (detail_price(&mut detail, id).await == want).then_some(()) }
+    })
+    .await;
+}
+
 async fn change_price(truth: &SqlStore, id: u64, price: &str) -> u64 {
     let record = truth.fetch(&[id]).await.expect("read the goods").pop().expect("the goods exists");
     let row = GoodsRow {
@@ -184,17 +205,7 @@ async fn changes_reach_running_servers_and_a_lost_subscription_recovers() {
 
     // 1. A change reaches both servers long before the cache lifetime ends.
     let version = change_price(&truth, id, "123.45").await;
-    let (list_c, detail_c) = (&mut list, &mut detail);
-    eventually("the list server serves the change", WAIT, || {
-        let mut list = list_c.clone();
-        async move { (list_price(&mut list, id).await == ("123.45".to_owned(), version)).then_some(()) }
-    })
-    .await;
-    eventually("the detail server serves the change", WAIT, || {
-        let mut detail = detail_c.clone();
-        async move { (detail_price(&mut detail, id).await == ("123.45".to_owned(), version)).then_some(()) }
-    })
-    .await;
+    both_serve(&list, &detail, id, ("123.45", version), "the change").await;
     let received = sum(&scrape(list_metrics).await, "pricing_invalidation_received_total", "cluster=\"redis-a\"");
     assert!(received >= 1, "the list server counted the announcement: {received}");
 
@@ -228,17 +239,7 @@ async fn changes_reach_running_servers_and_a_lost_subscription_recovers() {
 
     // 3. Invalidation works again after the reconnect.
     let version = change_price(&truth, id, "99.10").await;
-    let (list_c, detail_c) = (&mut list, &mut detail);
-    eventually("the list server serves the second change", WAIT, || {
-        let mut list = list_c.clone();
-        async move { (list_price(&mut list, id).await == ("99.10".to_owned(), version)).then_some(()) }
-    })
-    .await;
-    eventually("the detail server serves the second change", WAIT, || {
-        let mut detail = detail_c.clone();
-        async move { (detail_price(&mut detail, id).await == ("99.10".to_owned(), version)).then_some(()) }
-    })
-    .await;
+    both_serve(&list, &detail, id, ("99.10", version), "the second change").await;
 
     stop.stop();
     for task in [list_task, detail_task] {
