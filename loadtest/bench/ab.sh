@@ -31,17 +31,13 @@ target_dir=${CARGO_TARGET_DIR:-$root/target} # both builds go here, so shared de
 duration=${DURATION:-10}
 rounds=${ROUNDS:-2}
 mkdir -p "$out/base" "$out/head"
-summary=$out/summary.txt
-: >"$summary"
 # say, free_port, wait_port, stop_pid, cleanup
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-work=$(mktemp -d /tmp/pricing-bench-ab.XXXXXX)
-pids=()
+bench_start ab
 # Before common.sh's cleanup stops the pids and removes $work.
 cleanup_first() { git -C "$root" worktree remove --force "$work/base-src" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
 
 base_commit=$(git -C "$root" rev-parse --short "$base_rev")
 head_commit=$(git -C "$root" rev-parse --short HEAD)

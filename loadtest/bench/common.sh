@@ -43,6 +43,17 @@ cleanup() {
     if [ -n "${work:-}" ]; then rm -rf "$work"; fi
 }
 
+# A run's start: $out with an empty $out/summary.txt, a scratch dir $work
+# (/tmp/pricing-bench-NAME.*), no pids yet, and the exit trap `cleanup`.
+bench_start() { # name
+    mkdir -p "$out"
+    summary=$out/summary.txt
+    : >"$summary"
+    work=$(mktemp -d "/tmp/pricing-bench-$1.XXXXXX")
+    pids=()
+    trap cleanup EXIT INT TERM
+}
+
 # One gRPC call with curl over HTTP/2 (h2load sees HTTP status only; this
 # checks grpc-status in the trailers): fails unless it is 0. The framed reply
 # goes to REPLY, the response headers and trailers to REPLY.headers.

@@ -92,13 +92,7 @@ fi
 # shellcheck source=common.sh
 . "$here/common.sh"
 
-mkdir -p "$out"
-summary=$out/summary.txt
-: >"$summary"
-
-work=$(mktemp -d /tmp/pricing-bench-freshness.XXXXXX)
-pids=()
-trap cleanup EXIT INT TERM
+bench_start freshness
 
 say "# freshness under a read load, $(date -u +%FT%TZ), $(nproc) cores, $profile build, commit $(git -C "$root" rev-parse --short HEAD)"
 say "load before: $(uptime)"

@@ -94,14 +94,8 @@ if [ -n "$stores_cpu" ]; then pin_stores=(taskset -c "$stores_cpu"); fi
 # shellcheck source=../common.sh
 . "$here/../common.sh"
 
-mkdir -p "$out"
-summary=$out/summary.txt
-: >"$summary"
 # Progress and figures go to stderr and the summary (stdout is kept for values).
-
-work=$(mktemp -d /tmp/pricing-bench-detail.XXXXXX)
-pids=()
-trap cleanup EXIT INT TERM
+bench_start detail
 
 say "# detail server benchmark, $(date -u +%FT%TZ), $(nproc) cores, commit $(git -C "$root" rev-parse --short HEAD)"
 say "pinning: detail server and grpc-ceiling on cpu ${SERVER_CPU:-any}, redis-server x2 and mariadbd on cpu ${stores_cpu:-any}, pricing-load and h2load on cpu ${LOAD_CPU:-any}"

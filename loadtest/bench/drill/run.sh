@@ -58,12 +58,7 @@ fi
 # shellcheck source=../common.sh
 . "$here/../common.sh"
 
-mkdir -p "$out"
-summary=$out/summary.txt
-: >"$summary"
-
-work=$(mktemp -d /tmp/pricing-bench-drill.XXXXXX)
-pids=()
+bench_start drill
 # Before common.sh's cleanup stops the pids and removes $work: the drill
 # restarts redis-a detached (setsid), so it is found by its port.
 cleanup_first() {
@@ -73,7 +68,6 @@ cleanup_first() {
         if [ -n "$p" ] && [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == redis-server* ]]; then stop_pid "$p"; fi
     fi
 }
-trap cleanup EXIT INT TERM
 
 metric() { # metrics port, name, label filter (a grep pattern): summed
     curl -s "http://127.0.0.1:$1/metrics" | awk -v name="$2" -v want="${3:-.}" '

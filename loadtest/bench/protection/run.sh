@@ -54,13 +54,7 @@ fi
 # shellcheck source=../common.sh
 . "$here/../common.sh"
 
-mkdir -p "$out"
-summary=$out/summary.txt
-: >"$summary"
-
-work=$(mktemp -d /tmp/pricing-bench-protection.XXXXXX)
-pids=()
-trap cleanup EXIT INT TERM
+bench_start protection
 
 metric() { # name and label filter (a grep pattern), summed
     curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v name="$1" -v want="${2:-.}" '
