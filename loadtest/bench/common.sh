@@ -76,6 +76,11 @@ print(next(p for p in range(m, 0, -1) if 1 + varint_len(p) + p == m))"
 # 16 streams on one thread, 2 s warm-up, then SECONDS timed.
 h2_peak_flags=(-c 16 -m 16 -t 1 -H 'content-type: application/grpc' -H 'te: trailers')
 
+# The requests/s an h2load output file reports (its "finished in" line).
+h2_rate() { # txt
+    awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$1"
+}
+
 # h2load at full speed (h2_peak_flags) against URL with BODY; its output goes
 # to TXT, and it prints the requests/s. Fails unless every request got an
 # HTTP answer (h2load counts HTTP status only, not gRPC codes). Run under
@@ -83,7 +88,7 @@ h2_peak_flags=(-c 16 -m 16 -t 1 -H 'content-type: application/grpc' -H 'te: trai
 h2_peak() { # txt seconds body url
     ${h2load_pin[@]+"${h2load_pin[@]}"} h2load -D "$2" --warm-up-time 2 "${h2_peak_flags[@]}" -d "$3" "$4" >"$1"
     grep -q ' 0 failed, 0 errored, 0 timeout' "$1" || { cat "$1" >&2; exit 1; }
-    awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$1"
+    h2_rate "$1"
 }
 
 # A throwaway mariadbd on a free port, its data in $work/mysql, with the

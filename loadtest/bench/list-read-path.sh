@@ -144,7 +144,7 @@ h2load -D "$duration" --warm-up-time 2 -c "$paced_clients" -m 1 -t 1 --rps "$per
     -H 'content-type: application/grpc' -H 'te: trailers' -d "$out/request.bin" \
     "http://127.0.0.1:$list_port$list_path" >"$out/list-memory-paced.txt"
 read -r p50 p99 p999 < <(percentiles "$out/list-memory-paced.log")
-paced_rate=$(awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/list-memory-paced.txt")
+paced_rate=$(h2_rate "$out/list-memory-paced.txt")
 say "paced: h2load -D $duration --warm-up-time 2 -c $paced_clients -m 1 -t 1 --rps $per_client --log-file paced.log ... (target $half req/s, got $paced_rate)"
 say "list (memory) at half peak: p50 ${p50} ms, p99 ${p99} ms, p99.9 ${p999} ms"
 say "list memo hits (goods answered from the price memo): $(metric pricing_list_memo_hits_total)"

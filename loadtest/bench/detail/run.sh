@@ -365,7 +365,7 @@ paced() { # name body path
     local flags=(-t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
     ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 "${flags[@]}" \
         "http://127.0.0.1:$detail_port$path" >"$out/$name-peak.txt"
-    peak=$(awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/$name-peak.txt")
+    peak=$(h2_rate "$out/$name-peak.txt")
     half=$((peak / 2))
     rps=$(((half + clients - 1) / clients))
     counters >"$out/$name.before"
@@ -374,7 +374,7 @@ paced() { # name body path
     counters >"$out/$name.after"
     read -r p50 p99 p999 < <(percentiles "$out/$name.log")
     say "$name: peak $peak req/s (closed loop, -c $clients -m 1; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-peak.txt"))"
-    say "  paced at half: asked $half/s ($clients x --rps $rps), got $(awk '/^finished in/ {gsub(",", "", $4); print int($4)}' "$out/$name.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name.txt")"
+    say "  paced at half: asked $half/s ($clients x --rps $rps), got $(h2_rate "$out/$name.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name.txt")"
     say "  server time: $(server_time "$out/$name.before" "$out/$name.after")"
     say "  counters: $(delta "$out/$name.before" "$out/$name.after")"
 }
