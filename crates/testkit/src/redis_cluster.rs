@@ -9,7 +9,8 @@
 //! persistence; slots split evenly over the masters with CLUSTER
 //! ADDSLOTSRANGE, the nodes joined with CLUSTER MEET, each replica attached
 //! with CLUSTER REPLICATE; then it polls until every node says
-//! `cluster_state:ok` and every replica `master_link_status:up`. Every
+//! `cluster_state:ok`, every replica `master_link_status:up`, and every
+//! node's CLUSTER NODES shows the same replicas. Every
 //! process is killed when the cluster is dropped.
 //!
 //! Faults and observation: [`RedisCluster::kill`] (SIGKILL, by index or by
@@ -409,21 +410,39 @@ impl RedisCluster {
 
     /// Waits until every running node says `cluster_state:ok`, sees no
     /// running node as failing, the masters serving slots are as many as
-    /// configured, and every running replica's link to its master is up.
+    /// configured, every running replica's link to its master is up, and
+    /// every node's view lists as replicas exactly the running nodes that
+    /// say they are replicas (gossip has carried every REPLICATE, so
+    /// [`RedisCluster::replicas_of`] asked of any node gives the same answer).
     pub async fn wait_healthy(&self) {
         eventually("the cluster to be healthy", SETUP, || async { self.healthy().then_some(()) }).await;
     }
 
     fn healthy(&self) -> bool {
         let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+        let mut replicas = Vec::new();
+        for &i in &running {
+            let replication = self.try_command(i, &["INFO", "replication"]).unwrap_or_default();
+            if replication.contains("role:slave") {
+                if !replication.contains("master_link_status:up") {
+                    return false;
+                }
+                replicas.push(i);
+            }
+        }
         running.iter().all(|&i| {
             let ok = self.try_command(i, &["CLUSTER", "INFO"]).is_some_and(|r| r.contains("cluster_state:ok"));
-            let replication = self.try_command(i, &["INFO", "replication"]).unwrap_or_default();
-            let linked = !replication.contains("role:slave") || replication.contains("master_link_status:up");
             let view = self.topology_seen_by(i).unwrap_or_default();
             let failing = view.iter().any(|v| v.failing && v.index.is_some_and(|n| self.is_running(n)));
             let masters = view.iter().filter(|v| v.master && !v.failing && !v.slots.is_empty()).count();
-            ok && linked && !failing && masters == self.options.masters
+            let mut seen_replicas: Vec<usize> = view
+                .iter()
+                .filter(|v| v.master_id.is_some())
+                .filter_map(|v| v.index)
+                .filter(|&n| self.is_running(n))
+                .collect();
+            seen_replicas.sort_unstable();
+            ok && !failing && masters == self.options.masters && seen_replicas == replicas
         })
     }
 
