@@ -135,6 +135,29 @@ percentiles() { # h2load log file -> "p50 p99 p99.9" in ms
         printf "%.3f %.3f %.3f\n", v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, v[int(NR * 0.999)] / 1000 }'
 }
 
+# How evenly an h2load run sent its requests (the log's first column: each
+# request's start, microseconds since the epoch): "mean p99 max poisson_p99",
+# requests started per millisecond, the last the p99 that random (Poisson)
+# arrivals of the same mean would show. An open loop whose p99 is far above
+# the Poisson one sent bursts, and a burst's queue is the instrument's, not
+# the server's.
+arrivals() { # h2load log file
+    python3 - "$1" <<'PY'
+import collections, math, sys
+starts = [int(line.split("\t")[0]) // 1000 for line in open(sys.argv[1]) if line.strip()]
+per_ms = collections.Counter(starts)
+counts = sorted(per_ms.get(ms, 0) for ms in range(min(starts), max(starts) + 1))
+mean = len(starts) / len(counts)
+k, term = 0, math.exp(-mean)
+total = term
+while total < 0.99:
+    k += 1
+    term *= mean / k
+    total += term
+print(f"{mean:.1f} {counts[int(len(counts) * 0.99)]} {counts[-1]} {k}")
+PY
+}
+
 # The gRPC codes the server with metrics at PORT counted for METHOD
 # (pricing_grpc_requests_total, every variant), one "CODE=count" a line.
 grpc_codes() { # metrics-port method

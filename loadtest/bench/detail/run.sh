@@ -360,23 +360,44 @@ fi
 # (the same cart every call, so its promotions and coupons come from the
 # preview cache: the best case; the pricing-load runs below send a random
 # cart each call).
+#
+# The paced run twice: "together", h2load's default, where every
+# connection starts at once and so every connection's --rps timer fires in
+# the same instant: the server is sent PACED_CLIENTS requests at a time,
+# once per interval (a burst of 64 previews is about 2.5 ms of one core);
+# and "spread", the connections started 1 ms apart (-r 1 --rate-period 1ms,
+# which h2load allows only with -n, not -D: the count is half the peak times
+# DURATION), so the timers' phases spread over the interval and requests
+# arrive about as a random (Poisson) stream would. `arrivals` (common.sh)
+# says, for each, how many requests started in one millisecond: mean, p99
+# and max, beside the p99 of Poisson arrivals of the same mean.
+paced_run() { # name label body path rps [h2load flags...]
+    local name=$1 label=$2 body=$3 path=$4 rps=$5 clients=${PACED_CLIENTS:-64} log
+    shift 5
+    log="$out/$name-$label.log"
+    counters >"$out/$name-$label.before"
+    ${pin_load[@]+"${pin_load[@]}"} h2load -t 1 -c "$clients" -m 1 --rps "$rps" "$@" --log-file "$log" \
+        -H 'content-type: application/grpc' -H 'te: trailers' -d "$body" \
+        "http://127.0.0.1:$detail_port$path" >"$out/$name-$label.txt"
+    counters >"$out/$name-$label.after"
+    read -r p50 p99 p999 < <(percentiles "$log")
+    read -r mean_ms p99_ms max_ms poisson_ms < <(arrivals "$log")
+    say "  paced at half, connections started $label: got $(h2_rate "$out/$name-$label.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-$label.txt")"
+    say "    requests started per ms: mean $mean_ms, p99 $p99_ms, max $max_ms (Poisson arrivals of that mean: p99 $poisson_ms)"
+    say "    server time: $(server_time "$out/$name-$label.before" "$out/$name-$label.after")"
+    say "    counters: $(delta "$out/$name-$label.before" "$out/$name-$label.after")"
+}
 paced() { # name body path
     local name=$1 body=$2 path=$3 clients=${PACED_CLIENTS:-64} peak half rps
-    local flags=(-t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
-    ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 "${flags[@]}" \
+    ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 -t 1 \
+        -H 'content-type: application/grpc' -H 'te: trailers' -d "$body" \
         "http://127.0.0.1:$detail_port$path" >"$out/$name-peak.txt"
     peak=$(h2_rate "$out/$name-peak.txt")
     half=$((peak / 2))
     rps=$(((half + clients - 1) / clients))
-    counters >"$out/$name.before"
-    ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 --rps "$rps" \
-        --log-file "$out/$name.log" "${flags[@]}" "http://127.0.0.1:$detail_port$path" >"$out/$name.txt"
-    counters >"$out/$name.after"
-    read -r p50 p99 p999 < <(percentiles "$out/$name.log")
-    say "$name: peak $peak req/s (closed loop, -c $clients -m 1; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-peak.txt"))"
-    say "  paced at half: asked $half/s ($clients x --rps $rps), got $(h2_rate "$out/$name.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name.txt")"
-    say "  server time: $(server_time "$out/$name.before" "$out/$name.after")"
-    say "  counters: $(delta "$out/$name.before" "$out/$name.after")"
+    say "$name: peak $peak req/s (closed loop, -c $clients -m 1; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-peak.txt")); half $half/s asked as $clients x --rps $rps"
+    paced_run "$name" together "$body" "$path" "$rps" -D "$duration" --warm-up-time 2
+    paced_run "$name" spread "$body" "$path" "$rps" -r 1 --rate-period 1ms -n $((half * duration))
 }
 if [ "${H2LOAD:-1}" != 0 ]; then
     preview_path=/pricing.v1.DetailPricing/PreviewOrder
