@@ -158,6 +158,49 @@ print(f"{mean:.1f} {counts[int(len(counts) * 0.99)]} {counts[-1]} {k}")
 PY
 }
 
+# The p99 at half the peak of one request shape, with h2load (under
+# h2load_pin when set): PACED_CLIENTS connections (default 64) of one
+# stream each. First closed loop: the peak of that shape (one request per
+# read and write, which costs a server more than multiplexed streams).
+# Then paced at half of it (--rps per connection: each connection's
+# interval stays above the latency it measures), twice: "together",
+# h2load's default, where every connection starts at once and so every
+# connection's --rps timer fires in the same instant (the server is sent
+# PACED_CLIENTS requests at a time, once per interval); and "spread", the
+# connections started 1 ms apart (-r 1 --rate-period 1ms, which h2load
+# allows only with -n, not -D: the count is half the peak times SECONDS),
+# so the timers' phases spread over the interval and requests arrive
+# about as a random stream would (`arrivals` says how evenly, beside
+# Poisson's p99). Latency from h2load's per-request log. Files:
+# PREFIX-peak.txt, PREFIX-together.{txt,log}, PREFIX-spread.{txt,log}.
+# When the array paced_hook names a command, it is run as `CMD before|after
+# LABEL` around each paced run (the detail bench reads its counters there;
+# the after call comes once the run's lines are written, the server idle by
+# then). Writes its lines with `say`, NAME first.
+h2_half_peak() { # name prefix url body seconds
+    local name=$1 prefix=$2 url=$3 body=$4 seconds=$5 clients=${PACED_CLIENTS:-64} peak half rps label log
+    local h2=(h2load -t 1 -c "$clients" -m 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
+    ${h2load_pin[@]+"${h2load_pin[@]}"} "${h2[@]}" -D "$seconds" --warm-up-time 2 "$url" >"$prefix-peak.txt"
+    peak=$(h2_rate "$prefix-peak.txt")
+    half=$((peak / 2))
+    rps=$(((half + clients - 1) / clients))
+    say "$name: peak $peak req/s (closed loop, -c $clients -m 1; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$prefix-peak.txt")); half $half/s asked as $clients x --rps $rps"
+    for label in together spread; do
+        local start=(-D "$seconds" --warm-up-time 2)
+        [ "$label" = spread ] && start=(-r 1 --rate-period 1ms -n $((half * seconds)))
+        log="$prefix-$label.log"
+        rm -f "$log" # h2load appends to its log file: a rerun into the same folder would mix runs
+        ${paced_hook[@]+"${paced_hook[@]}"} ${paced_hook[@]+before "$label"}
+        ${h2load_pin[@]+"${h2load_pin[@]}"} "${h2[@]}" --rps "$rps" "${start[@]}" --log-file "$log" "$url" \
+            >"$prefix-$label.txt"
+        read -r p50 p99 p999 < <(percentiles "$log")
+        read -r mean_ms p99_ms max_ms poisson_ms < <(arrivals "$log")
+        say "  paced at half, connections started $label (${start[*]}): got $(h2_rate "$prefix-$label.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$prefix-$label.txt")"
+        say "    requests started per ms: mean $mean_ms, p99 $p99_ms, max $max_ms (Poisson arrivals of that mean: p99 $poisson_ms)"
+        ${paced_hook[@]+"${paced_hook[@]}"} ${paced_hook[@]+after "$label"}
+    done
+}
+
 # The gRPC codes the server with metrics at PORT counted for METHOD
 # (pricing_grpc_requests_total, every variant), one "CODE=count" a line.
 grpc_codes() { # metrics-port method

@@ -8,8 +8,10 @@
 #      database, 1 h ttl, warmed: every id of the batch is in moka. The
 #      ceiling (../shared/tools/grpc-ceiling, beside the repo root) answers
 #      with a payload of exactly the list server's reply size. Both at peak (-c16 -m16 -t1),
-#      twice, alternating; then the list server paced at half its own peak
-#      (--rps) with a per-request log for p50/p99.
+#      twice, alternating; then the list server's p99 at half its own peak
+#      (common.sh: h2_half_peak, 64 connections of one stream, their own
+#      peak, then paced at half of it, the connections started together and
+#      then 1 ms apart), from a per-request log.
 #   1b. instructions: both servers again, each alone under valgrind's
 #      callgrind (common.sh: callgrind_per_call), INSTR_CALLS calls (default
 #      5000) after 500 warm-up: instructions per call, a figure that does not
@@ -45,6 +47,16 @@ redis_b=${REDIS_B_PORT:-6392}
 list_path=/pricing.v1.ListPricing/BatchGetPrices
 ceiling_path=/ceiling.v1.Ceiling/Get
 
+# SERVER_CPU and LOAD_CPU pin phase 1's servers (the list server and the
+# ceiling, each with one tokio worker per core it may use) and its h2load
+# to those cores with taskset, as detail/run.sh does: the pinned setup is
+# `SERVER_CPU=0 LOAD_CPU=1 bash loadtest/bench/list-read-path.sh`.
+pin_server=()
+h2load_pin=()
+if [ -n "${SERVER_CPU:-}" ]; then pin_server=(taskset -c "$SERVER_CPU"); fi
+if [ -n "${LOAD_CPU:-}" ]; then h2load_pin=(taskset -c "$LOAD_CPU"); fi
+server_workers=$(${pin_server[@]+"${pin_server[@]}"} nproc)
+
 mkdir -p "$out"
 summary=$out/summary.txt
 : >"$summary"
@@ -72,6 +84,7 @@ redis_stats() { # port -> "mget=N other=M" from INFO commandstats (INFO, CONFIG,
 
 say "# list read path benchmark, $(date -u +%FT%TZ), $(nproc) cores"
 say "load before: $(uptime)"
+say "pinning: list server and grpc-ceiling on cpu ${SERVER_CPU:-any} ($server_workers tokio workers each), h2load on cpu ${LOAD_CPU:-any}"
 
 cargo build --release -p pricing-list
 # Into the same target folder: the dependencies both share are built once.
@@ -88,7 +101,7 @@ version = 1
 listen = "127.0.0.1:$list_port"
 metrics_listen = "127.0.0.1:$metrics_port"
 log = "warn"
-worker_threads = 2
+worker_threads = $server_workers
 [source]
 embedded_path = "$out/demo.db"
 [cache]
@@ -96,7 +109,7 @@ ttl_ms = 3600000
 [read]
 tiers = ["sql"]
 EOF
-"$list_bin" --config "$out/list-memory.toml" >"$out/list-memory.log" 2>&1 &
+${pin_server[@]+"${pin_server[@]}"} "$list_bin" --config "$out/list-memory.toml" >"$out/list-memory.log" 2>&1 &
 list_pid=$!
 pids+=("$list_pid")
 wait_port "$list_port" "$list_pid"
@@ -107,7 +120,7 @@ say "list reply: $reply_bytes bytes of protobuf; after warm-up, goods from the c
 
 # The ceiling's reply is `bytes payload = 1`: tag, length varint, payload.
 payload=$(ceiling_payload "$reply_bytes")
-"$ceiling_bin" "127.0.0.1:$ceiling_port" "$payload" 2 >"$out/ceiling.log" 2>&1 &
+${pin_server[@]+"${pin_server[@]}"} "$ceiling_bin" "127.0.0.1:$ceiling_port" "$payload" "$server_workers" >"$out/ceiling.log" 2>&1 &
 ceiling_pid=$!
 pids+=("$ceiling_pid")
 wait_port "$ceiling_port" "$ceiling_pid"
@@ -131,22 +144,16 @@ codes() {
 say "grpc codes at the list server after the timed runs: $(codes)"
 # A timed h2load run ends by resetting the streams still in flight; a run
 # with a fixed count ends clean, so any non-OK code there is a real error.
-h2load -n 50000 -c "$clients" -m "$streams" -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
+${h2load_pin[@]+"${h2load_pin[@]}"} h2load -n 50000 -c "$clients" -m "$streams" -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
     -d "$out/request.bin" "http://127.0.0.1:$list_port$list_path" >"$out/list-memory-count.txt"
 say "after 50000 more with -n (no reset at the end): $(codes)"
 
-list_peak=$(((list1 + list2) / 2))
-half=$((list_peak / 2))
-paced_clients=16
-per_client=$((half / paced_clients))
-h2load -D "$duration" --warm-up-time 2 -c "$paced_clients" -m 1 -t 1 --rps "$per_client" \
-    --log-file "$out/list-memory-paced.log" \
-    -H 'content-type: application/grpc' -H 'te: trailers' -d "$out/request.bin" \
-    "http://127.0.0.1:$list_port$list_path" >"$out/list-memory-paced.txt"
-read -r p50 p99 p999 < <(percentiles "$out/list-memory-paced.log")
-paced_rate=$(h2_rate "$out/list-memory-paced.txt")
-say "paced: h2load -D $duration --warm-up-time 2 -c $paced_clients -m 1 -t 1 --rps $per_client --log-file paced.log ... (target $half req/s, got $paced_rate)"
-say "list (memory) at half peak: p50 ${p50} ms, p99 ${p99} ms, p99.9 ${p999} ms"
+# p99 at half the peak: common.sh's h2_half_peak (64 connections of one
+# stream: their own closed-loop peak, then paced at half of it with the
+# connections started together and 1 ms apart; the spread run's p99 is the
+# figure against the target).
+h2_half_peak "list (memory) p99 at half the peak" "$out/list-memory-paced" "http://127.0.0.1:$list_port$list_path" \
+    "$out/request.bin" "$duration"
 say "list memo hits (goods answered from the price memo): $(metric pricing_list_memo_hits_total)"
 stop_pid "$list_pid"
 

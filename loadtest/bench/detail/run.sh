@@ -348,56 +348,31 @@ if [ "${CEILING:-1}" != 0 ]; then
 fi
 
 # ---- h2load: each RPC's peak, then p99 at half of it (H2LOAD=0 skips) ----------
-# h2load from LOAD_CPU with PACED_CLIENTS connections (default 64) of one
-# stream each: first closed loop (the peak of that shape), then paced at half
-# of it (--rps per connection: each connection's interval stays above the
-# latency it measures), latency from its per-request log. The peak is taken
-# with the same connections as the paced run because their cost per call
-# differs from h2_peak's 16 x 16 multiplexed streams (one request per
-# read and write here). One fixed request per RPC (h2load sends one body):
-# GetGoodsPrice of goods 101 (a Redis read per call: no memory cache; calls
-# in flight together share one read), and a PreviewOrder of goods 101..110
-# (the same cart every call, so its promotions and coupons come from the
-# preview cache: the best case; the pricing-load runs below send a random
-# cart each call).
-#
-# The paced run twice: "together", h2load's default, where every
-# connection starts at once and so every connection's --rps timer fires in
-# the same instant: the server is sent PACED_CLIENTS requests at a time,
-# once per interval (a burst of 64 previews is about 2.5 ms of one core);
-# and "spread", the connections started 1 ms apart (-r 1 --rate-period 1ms,
-# which h2load allows only with -n, not -D: the count is half the peak times
-# DURATION), so the timers' phases spread over the interval and requests
-# arrive about as a random (Poisson) stream would. `arrivals` (common.sh)
-# says, for each, how many requests started in one millisecond: mean, p99
-# and max, beside the p99 of Poisson arrivals of the same mean.
-paced_run() { # name label body path rps [h2load flags...]
-    local name=$1 label=$2 body=$3 path=$4 rps=$5 clients=${PACED_CLIENTS:-64} log
-    shift 5
-    log="$out/$name-$label.log"
-    counters >"$out/$name-$label.before"
-    ${pin_load[@]+"${pin_load[@]}"} h2load -t 1 -c "$clients" -m 1 --rps "$rps" "$@" --log-file "$log" \
-        -H 'content-type: application/grpc' -H 'te: trailers' -d "$body" \
-        "http://127.0.0.1:$detail_port$path" >"$out/$name-$label.txt"
-    counters >"$out/$name-$label.after"
-    read -r p50 p99 p999 < <(percentiles "$log")
-    read -r mean_ms p99_ms max_ms poisson_ms < <(arrivals "$log")
-    say "  paced at half, connections started $label: got $(h2_rate "$out/$name-$label.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-$label.txt")"
-    say "    requests started per ms: mean $mean_ms, p99 $p99_ms, max $max_ms (Poisson arrivals of that mean: p99 $poisson_ms)"
-    say "    server time: $(server_time "$out/$name-$label.before" "$out/$name-$label.after")"
-    say "    counters: $(delta "$out/$name-$label.before" "$out/$name-$label.after")"
+# common.sh's h2_half_peak from LOAD_CPU: PACED_CLIENTS connections (default
+# 64) of one stream, the closed-loop peak of that shape, then paced at half
+# of it with the connections started together (h2load's default: bursts of
+# 64 requests, a burst of 64 previews is about 2.5 ms of one core) and 1 ms
+# apart (arrivals as even as a random stream's: the figure to quote); the
+# server's histogram, CPU and counters around each paced run. One fixed
+# request per RPC (h2load sends one body): GetGoodsPrice of goods 101 (a
+# Redis read per call: no memory cache; calls in flight together share one
+# read), and a PreviewOrder of goods 101..110 (the same cart every call, so
+# its promotions and coupons come from the preview cache: the best case;
+# the pricing-load runs below send a random cart each call).
+paced_counters() { # before|after label (h2_half_peak's hook; $paced is the run's prefix)
+    counters >"$paced-$2.$1"
+    if [ "$1" = after ]; then
+        say "    server time: $(server_time "$paced-$2.before" "$paced-$2.after")"
+        say "    counters: $(delta "$paced-$2.before" "$paced-$2.after")"
+    fi
 }
 paced() { # name body path
-    local name=$1 body=$2 path=$3 clients=${PACED_CLIENTS:-64} peak half rps
-    ${pin_load[@]+"${pin_load[@]}"} h2load -D "$duration" --warm-up-time 2 -c "$clients" -m 1 -t 1 \
-        -H 'content-type: application/grpc' -H 'te: trailers' -d "$body" \
-        "http://127.0.0.1:$detail_port$path" >"$out/$name-peak.txt"
-    peak=$(h2_rate "$out/$name-peak.txt")
-    half=$((peak / 2))
-    rps=$(((half + clients - 1) / clients))
-    say "$name: peak $peak req/s (closed loop, -c $clients -m 1; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$out/$name-peak.txt")); half $half/s asked as $clients x --rps $rps"
-    paced_run "$name" together "$body" "$path" "$rps" -D "$duration" --warm-up-time 2
-    paced_run "$name" spread "$body" "$path" "$rps" -r 1 --rate-period 1ms -n $((half * duration))
+    paced=$out/$1
+    h2load_pin=(${pin_load[@]+"${pin_load[@]}"})
+    paced_hook=(paced_counters)
+    h2_half_peak "$1" "$paced" "http://127.0.0.1:$detail_port$3" "$2" "$duration"
+    h2load_pin=()
+    paced_hook=()
 }
 if [ "${H2LOAD:-1}" != 0 ]; then
     preview_path=/pricing.v1.DetailPricing/PreviewOrder
