@@ -174,9 +174,11 @@ PY
 # Poisson's p99). Latency from h2load's per-request log. Files:
 # PREFIX-peak.txt, PREFIX-together.{txt,log}, PREFIX-spread.{txt,log}.
 # When the array paced_hook names a command, it is run as `CMD before|after
-# LABEL` around each paced run (the detail bench reads its counters there;
-# the after call comes once the run's lines are written, the server idle by
-# then). Writes its lines with `say`, NAME first.
+# PREFIX-LABEL` around each paced run (the detail bench reads its counters
+# there, into files of that stem; the after call comes once the run's lines
+# are written, the server idle by then). Writes its lines with `say`, NAME
+# first.
+paced_hook=()
 h2_half_peak() { # name prefix url body seconds
     local name=$1 prefix=$2 url=$3 body=$4 seconds=$5 clients=${PACED_CLIENTS:-64} peak half rps label log
     local h2=(h2load -t 1 -c "$clients" -m 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$body")
@@ -190,14 +192,14 @@ h2_half_peak() { # name prefix url body seconds
         [ "$label" = spread ] && start=(-r 1 --rate-period 1ms -n $((half * seconds)))
         log="$prefix-$label.log"
         rm -f "$log" # h2load appends to its log file: a rerun into the same folder would mix runs
-        ${paced_hook[@]+"${paced_hook[@]}"} ${paced_hook[@]+before "$label"}
+        if [ ${#paced_hook[@]} -gt 0 ]; then "${paced_hook[@]}" before "$prefix-$label"; fi
         ${h2load_pin[@]+"${h2load_pin[@]}"} "${h2[@]}" --rps "$rps" "${start[@]}" --log-file "$log" "$url" \
             >"$prefix-$label.txt"
         read -r p50 p99 p999 < <(percentiles "$log")
         read -r mean_ms p99_ms max_ms poisson_ms < <(arrivals "$log")
         say "  paced at half, connections started $label (${start[*]}): got $(h2_rate "$prefix-$label.txt")/s; p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms; $(grep -o '[0-9]* succeeded, [0-9]* failed' "$prefix-$label.txt")"
         say "    requests started per ms: mean $mean_ms, p99 $p99_ms, max $max_ms (Poisson arrivals of that mean: p99 $poisson_ms)"
-        ${paced_hook[@]+"${paced_hook[@]}"} ${paced_hook[@]+after "$label"}
+        if [ ${#paced_hook[@]} -gt 0 ]; then "${paced_hook[@]}" after "$prefix-$label"; fi
     done
 }
 

@@ -359,18 +359,17 @@ fi
 # read), and a PreviewOrder of goods 101..110 (the same cart every call, so
 # its promotions and coupons come from the preview cache: the best case;
 # the pricing-load runs below send a random cart each call).
-paced_counters() { # before|after label (h2_half_peak's hook; $paced is the run's prefix)
-    counters >"$paced-$2.$1"
+paced_counters() { # before|after stem (h2_half_peak's hook)
+    counters >"$2.$1"
     if [ "$1" = after ]; then
-        say "    server time: $(server_time "$paced-$2.before" "$paced-$2.after")"
-        say "    counters: $(delta "$paced-$2.before" "$paced-$2.after")"
+        say "    server time: $(server_time "$2.before" "$2.after")"
+        say "    counters: $(delta "$2.before" "$2.after")"
     fi
 }
 paced() { # name body path
-    paced=$out/$1
     h2load_pin=(${pin_load[@]+"${pin_load[@]}"})
     paced_hook=(paced_counters)
-    h2_half_peak "$1" "$paced" "http://127.0.0.1:$detail_port$3" "$2" "$duration"
+    h2_half_peak "$1" "$out/$1" "http://127.0.0.1:$detail_port$3" "$2" "$duration"
     h2load_pin=()
     paced_hook=()
 }
